@@ -1,0 +1,1 @@
+"""Plain Python + dask + distributed: no IPython, widgets or server code."""

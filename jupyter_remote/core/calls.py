@@ -1,0 +1,179 @@
+"""Submitting a payload to the runner, and waiting for it while its log streams.
+
+A :class:`Call` is one submission: its id (which tags its log lines on the worker), the
+futures behind it and its :class:`~jupyter_remote.core.logs.CallLog`. ``wait`` blocks the
+calling thread until the call ends, handing log lines to a callback *in that thread* (so a
+waiting notebook cell prints them into itself), and turns a timeout or a
+``KeyboardInterrupt`` into a cancelled call.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jupyter_remote.core import logs, payload, runner
+from jupyter_remote.core.refs import translate
+from jupyter_remote.exceptions import RemoteTimeoutError
+
+_DONE = object()
+
+
+class Call:
+    """One remote call: its futures, its log, and how to stop it."""
+
+    def __init__(self, cluster, label: str, kind: str):
+        self.id = uuid.uuid4().hex[:12]
+        self.cluster = cluster
+        self.label = label
+        self.kind = kind
+        self.futures: list = []
+        self.log: logs.CallLog = cluster.router.open(self.id, label)
+        self._finished = False
+
+    @property
+    def key_prefix(self) -> str:
+        return f"remote-{self.kind}"
+
+    def submit(
+        self,
+        spec: dict,
+        *,
+        names: dict | None = None,
+        resources: dict | None = None,
+        extra: Sequence = (),
+        fn: Callable = runner.run,
+        key: str | None = None,
+    ):
+        """Pickle ``spec`` and submit ``fn(payload, *extra, *dependencies)``; return the future."""
+        spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
+        data, deps = payload.dumps(spec, names)
+        future = self.cluster.client.submit(
+            fn,
+            data,
+            *extra,
+            *deps,
+            key=key or f"{self.key_prefix}-{self.id}-{len(self.futures)}",
+            resources=resources or None,
+            pure=False,
+        )
+        self.futures.append(future)
+        return future
+
+    def finish_when_done(self) -> None:
+        """Close the call's log once all its futures are done (for calls nobody waits on)."""
+        remaining = [len(self.futures)]
+
+        def one_done(future) -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self.finish(_state_of(self.futures))
+
+        for future in self.futures:
+            future.add_done_callback(one_done)
+
+    def finish(self, state: str) -> None:
+        if not self._finished:
+            self._finished = True
+            self.cluster.router.finish(self.log, state)
+
+    def cancel(self) -> str:
+        """Cancel the call: queued work never starts, running work is interrupted.
+
+        Returns what happened, for the user.
+        """
+        client = self.cluster.client
+        running_on = self.log.worker if self.log.state == "running" else None
+        client.cancel(self.futures)
+        if running_on:
+            client.run(runner.interrupt, self.id, workers=[running_on], wait=False)
+            what = f"cancelled; the running code on {running_on} was interrupted"
+        else:
+            what = "cancelled before it started"
+        self.finish("cancelled")
+        return what
+
+
+def _state_of(futures) -> str:
+    statuses = {f.status for f in futures}
+    if "error" in statuses:
+        return "failed"
+    if "cancelled" in statuses:
+        return "cancelled"
+    return "done"
+
+
+def wait(
+    call: Call,
+    futures: Sequence | None = None,
+    *,
+    timeout: float | None = None,
+    on_lines: Callable[[list[logs.LogLine]], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+) -> None:
+    """Block until ``futures`` (default: all of the call's) are done.
+
+    Log lines reach ``on_lines`` in the calling thread as they arrive. ``on_done(future)``
+    is called, also in this thread, as each future finishes. A timeout or an interrupt
+    cancels the call and raises.
+    """
+    futures = list(call.futures if futures is None else futures)
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    if on_lines is not None:
+        call.log.listen(lambda _log, lines: lines and inbox.put(lines))
+    for future in futures:
+        future.add_done_callback(lambda f: inbox.put((_DONE, f)))
+    pending = len(futures)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while pending:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise _Timeout
+            try:
+                item = inbox.get(timeout=left if left is not None else 3600)
+            except queue.Empty:
+                continue
+            if isinstance(item, tuple) and item and item[0] is _DONE:
+                pending -= 1
+                if on_done is not None:
+                    on_done(item[1])
+            elif on_lines is not None:
+                on_lines(item)
+        _drain(inbox, on_lines)
+    except _Timeout:
+        call.cancel()
+        _drain(inbox, on_lines)
+        raise RemoteTimeoutError(
+            f"{call.label} did not finish within {timeout:g} s; the remote work was cancelled. "
+            "Raise --timeout (or timeout=) if it needs longer."
+        ) from None
+    except KeyboardInterrupt:
+        call.cancel()
+        raise
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _drain(inbox: queue.SimpleQueue, on_lines) -> None:
+    """Hand over lines that arrived with the last completion."""
+    while True:
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            return
+        if on_lines is not None and not (isinstance(item, tuple) and item and item[0] is _DONE):
+            on_lines(item)
+
+
+def result(call: Call, future) -> Any:
+    """The value of a finished future, or the user-facing exception of its failure."""
+    try:
+        return future.result()
+    except BaseException as exc:
+        raise translate(exc, call.label)  # noqa: B904 (the remote traceback is the cause)

@@ -1,0 +1,346 @@
+"""Cluster names -> :class:`Cluster`: the embedded local cluster, addresses, config entries.
+
+A name resolves, in order, to: a cluster already known in this process (``local``, one
+connected with ``connect``), an address (``tcp://``, ``tls://``, ``ucx://``, ``inproc://``),
+an entry of dask config ``jupyter-remote.clusters.NAME`` (``address:`` or ``factory:`` plus
+``kwargs:``). Nothing connects or starts until ``Cluster.client`` is first used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import dask.config
+
+from jupyter_remote import config
+from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
+
+logger = logging.getLogger(__name__)
+
+LOCAL = "local"
+_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
+
+_lock = threading.RLock()
+_clusters: dict[str, Cluster] = {}
+_default: str | None = None
+
+
+def is_address(name: str) -> bool:
+    return name.startswith(_SCHEMES)
+
+
+class Cluster:
+    """A Dask cluster known by name; connects (or starts) on first use.
+
+    Parameters
+    ----------
+    name
+        The name users type (``%%remote NAME``).
+    address
+        Scheduler address of an existing cluster.
+    factory, kwargs
+        An import path of a cluster class (``distributed.LocalCluster``,
+        ``dask_jobqueue.SLURMCluster``) and its keyword arguments, started on first use.
+    embedded
+        The embedded local cluster: started once per kernel, tuned for interactive
+        latency, closed when the kernel exits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        address: str | None = None,
+        factory: str | None = None,
+        kwargs: dict | None = None,
+        embedded: bool = False,
+        source: str = "address",
+    ):
+        self.name = name
+        self.address = address
+        self.factory = factory
+        self.kwargs = dict(kwargs or {})
+        self.embedded = embedded
+        self.source = source
+        self.interactive = False
+        self.error: str | None = None
+        self._client = None
+        self._cluster = None  # the deployment object we started, if any
+        self._router = None
+        self._lock = threading.Lock()
+
+    # -- connection --------------------------------------------------------------------
+    @property
+    def client(self):
+        """The ``distributed.Client`` of this cluster, connecting or starting it if needed."""
+        if self._client is not None and self._client.status in ("running", "connecting"):
+            return self._client
+        with self._lock:
+            if self._client is None or self._client.status not in ("running", "connecting"):
+                self._client = self._connect()
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.status == "running"
+
+    def _connect(self):
+        from distributed import Client
+
+        timeout = dask.utils.parse_timedelta(config.get("connect-timeout"))
+        start = time.monotonic()
+        try:
+            if self.embedded:
+                self._cluster = _start_embedded()
+                self.interactive = bool(config.get("local.interactive"))
+                target: Any = self._cluster
+            elif self.factory:
+                self._cluster = _import(self.factory)(**self.kwargs)
+                target = self._cluster
+            else:
+                target = self.address
+            client = Client(target, timeout=timeout, set_as_default=False)
+            if self.embedded:
+                startup = dask.utils.parse_timedelta(config.get("local.startup-timeout"))
+                client.wait_for_workers(len(self._cluster.worker_spec), timeout=startup)
+        except ClusterConnectError:
+            raise
+        except (OSError, TimeoutError) as exc:
+            self.error = str(exc)
+            raise ClusterConnectError(
+                f"could not connect to cluster {self.name!r} at {self.address or self.factory} "
+                f"within the connect timeout ({timeout:g} s, after "
+                f"{time.monotonic() - start:.1f} s): {exc}. Check that the scheduler is running "
+                "and reachable from this machine, or raise jupyter-remote.connect-timeout."
+            ) from None
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise ClusterConnectError(
+                f"could not start cluster {self.name!r} ({self.factory or 'embedded'}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        self.error = None
+        self.address = client.scheduler.address
+        if self.interactive and client.scheduler_comm is not None:
+            client.scheduler_comm.interval = 0
+        return client
+
+    @property
+    def router(self):
+        """The log router of this cluster's client (subscribed on first use)."""
+        from jupyter_remote.core.logs import LogRouter
+
+        client = self.client
+        with self._lock:
+            if self._router is None or self._router.client is not client:
+                self._router = LogRouter(client)
+            return self._router
+
+    # -- information -------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        if self._client is None:
+            return "error" if self.error else "not connected"
+        return {"running": "running", "connecting": "connecting"}.get(
+            self._client.status, self._client.status
+        )
+
+    @property
+    def dashboard_link(self) -> str | None:
+        if self._client is None:
+            return None
+        try:
+            return self._client.dashboard_link
+        except Exception:
+            return None
+
+    def info(self) -> dict[str, Any]:
+        """Name, address, status, workers, threads and memory (without connecting)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "address": self.address,
+            "status": self.status,
+            "source": self.source,
+            "dashboard": self.dashboard_link,
+        }
+        if self.connected:
+            workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
+            out["workers"] = len(workers)
+            out["threads"] = sum(w.get("nthreads", 0) for w in workers.values())
+            out["memory"] = sum(w.get("memory_limit", 0) or 0 for w in workers.values())
+        return out
+
+    def total_threads(self) -> int:
+        return sum(self.client.nthreads().values()) or 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._router is not None:
+                self._router.close()
+                self._router = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name!r} {self.address or self.factory or ''} ({self.status})>"
+
+
+def _import(path: str):
+    module, _, attr = path.rpartition(".")
+    if not module:
+        raise ClusterConnectError(f"factory {path!r} is not an import path like 'pkg.Class'")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ClusterConnectError(
+            f"cluster factory {path!r} cannot be imported ({exc}); install the package that "
+            "provides it in the notebook's environment"
+        ) from None
+
+
+def _start_embedded():
+    """Start the embedded cluster: its scheduler in a process of its own by default."""
+    from jupyter_remote.core.tuning import PARENT_ENV
+
+    # Read by the processes the cluster starts (not by this one): the kernel's PID for
+    # their orphan watch, and quiet startup logs.
+    os.environ[PARENT_ENV] = str(os.getpid())
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    cfg = config.get("local")
+    preload = ["jupyter_remote.core.tuning"] if cfg.get("interactive") else []
+    common: dict[str, Any] = {
+        "n_workers": cfg.get("n-workers"),
+        "threads_per_worker": cfg.get("threads-per-worker"),
+        "dashboard_address": cfg.get("dashboard-address"),
+    }
+    worker_kwargs = {"memory_limit": cfg.get("memory-limit"), "preload": preload}
+    if cfg.get("scheduler-process", True):
+        from distributed.deploy.subprocess import SubprocessCluster
+
+        worker_kwargs["preload_nanny"] = preload
+        cluster = SubprocessCluster(
+            scheduler_kwargs={"preload": preload},
+            worker_kwargs=worker_kwargs,
+            **common,
+        )
+    else:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(
+            processes=True,
+            scheduler_kwargs={"preload": preload},
+            memory_limit=worker_kwargs["memory_limit"],
+            **common,
+        )
+    return cluster
+
+
+# -- names ---------------------------------------------------------------------------------
+def known_names() -> list[str]:
+    with _lock:
+        names = dict.fromkeys([LOCAL, *_clusters])
+    names.update(dict.fromkeys(config.get("clusters") or {}))
+    return list(names)
+
+
+def _from_config(name: str) -> Cluster | None:
+    entry = (config.get("clusters") or {}).get(name)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not ("address" in entry or "factory" in entry):
+        raise ClusterConnectError(
+            f"dask config jupyter-remote.clusters.{name} must hold `address:` or `factory:` "
+            f"(plus `kwargs:`); got {entry!r}"
+        )
+    return Cluster(
+        name,
+        address=entry.get("address"),
+        factory=entry.get("factory"),
+        kwargs=entry.get("kwargs"),
+        source="config",
+    )
+
+
+def cluster(name_or_address: str | None = None) -> Cluster:
+    """The :class:`Cluster` for a name or address; ``None`` means the default cluster.
+
+    Raises :class:`UnknownClusterError` for a name that is not known.
+    """
+    name = name_or_address or default_name()
+    with _lock:
+        found = _clusters.get(name)
+        if found is not None:
+            return found
+        if name == LOCAL:
+            found = Cluster(LOCAL, embedded=True, source="embedded")
+        elif is_address(name):
+            found = Cluster(name, address=name, source="address")
+        else:
+            found = _from_config(name)
+        if found is None:
+            raise UnknownClusterError(name, known_names())
+        _clusters[name] = found
+        return found
+
+
+def connect(address: str, name: str | None = None) -> Cluster:
+    """Register ``address`` under ``name`` (default: the address) and connect to it."""
+    if not is_address(address):
+        raise ClusterConnectError(
+            f"{address!r} is not a scheduler address; expected something like tcp://host:8786"
+        )
+    name = name or address
+    found = Cluster(name, address=address, source="connected")
+    found.client  # fail now, with the connect error, rather than at first use
+    with _lock:
+        old = _clusters.get(name)
+        _clusters[name] = found
+    if old is not None and old is not found:
+        old.close()
+    return found
+
+
+def use(name: str) -> Cluster:
+    """Make ``name`` the default cluster of this process (checked, not connected)."""
+    global _default
+    found = cluster(name)
+    _default = found.name
+    return found
+
+
+def default_name() -> str:
+    return _default or config.get("default-cluster") or LOCAL
+
+
+def all_clusters() -> list[Cluster]:
+    """Every cluster known here: those in use and those defined in config."""
+    out = []
+    for name in known_names():
+        try:
+            out.append(cluster(name))
+        except Exception:
+            continue
+    return out
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every client, and every cluster this process started."""
+    with _lock:
+        items = list(_clusters.values())
+        _clusters.clear()
+    for item in items:
+        try:
+            item.close()
+        except Exception:
+            logger.debug("closing %s failed", item, exc_info=True)

@@ -1,0 +1,285 @@
+"""``RemoteFunction``: call / remote / map / starmap / enqueue a function on a cluster.
+
+The function travels by value when it was defined in the notebook (or in a module next to
+it), or as a dependency when it already lives on the cluster (defined in a ``%%remote``
+cell). On a worker, a ``RemoteFunction`` is just its function: calling it there runs it
+in place.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jupyter_remote import config
+from jupyter_remote.core import calls, logs, payload, runner
+from jupyter_remote.core.clusters import Cluster
+from jupyter_remote.core.clusters import cluster as resolve_cluster
+from jupyter_remote.core.refs import RemoteRef, translate
+
+_ERRORS = ("raise", "return")
+
+
+class RemoteFunction:
+    """A function bound to a cluster; see :func:`function`."""
+
+    def __init__(
+        self,
+        fn: Callable | RemoteRef,
+        cluster: str | Cluster | None = None,
+        reqs: list[str] | str | None = None,
+        *,
+        name: str | None = None,
+        resources: dict | None = None,
+        cache: bool = False,
+    ):
+        if not callable(fn) and not isinstance(fn, RemoteRef):
+            raise TypeError(
+                f"jupyter_remote.function expects a function (or a RemoteRef of one), "
+                f"got {type(fn).__name__}"
+            )
+        if reqs:
+            raise NotImplementedError(
+                "reqs= (requirements shipped with the function) is not available yet; "
+                "install the packages on the workers for now"
+            )
+        self.fn = fn
+        self._cluster = cluster
+        self.reqs = reqs
+        self.resources = dict(resources or {})
+        self.cache = cache
+        if name is None:
+            name = getattr(fn, "name", None) if isinstance(fn, RemoteRef) else None
+            name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
+        self.name = name
+        if callable(fn):
+            functools.update_wrapper(self, fn, updated=())
+
+    # -- binding -----------------------------------------------------------------------
+    @property
+    def cluster(self) -> Cluster:
+        if isinstance(self._cluster, Cluster):
+            return self._cluster
+        if self._cluster is None and isinstance(self.fn, RemoteRef) and self.fn.cluster:
+            return self.fn.cluster
+        return resolve_cluster(self._cluster)
+
+    def to(self, cluster: str | Cluster, reqs: list[str] | str | None = None) -> RemoteFunction:
+        """A copy of this function bound to another cluster (and requirements)."""
+        return RemoteFunction(
+            self.fn, cluster, reqs if reqs is not None else self.reqs,
+            name=self.name, resources=self.resources, cache=self.cache,
+        )
+
+    def __jupyter_remote_future__(self):
+        return self.fn._future if isinstance(self.fn, RemoteRef) else None
+
+    def __reduce__(self):
+        # On a worker a RemoteFunction is its function.
+        if isinstance(self.fn, RemoteRef):
+            return self.fn.__reduce__()
+        return (_identity, (self.fn,))
+
+    def __repr__(self) -> str:
+        where = self._cluster.name if isinstance(self._cluster, Cluster) else (self._cluster or "default cluster")
+        return f"<RemoteFunction {self.name} on {where}>"
+
+    # -- calls -------------------------------------------------------------------------
+    def _label(self, what: str = "call") -> str:
+        return f"{self.name}() {what}" if what != "call" else f"{self.name}()"
+
+    def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
+        call = calls.Call(self.cluster, self._label(), "call")
+        future = call.submit(
+            {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs},
+            names=_arg_names(args, kwargs),
+            resources=self.resources,
+        )
+        return call, future
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run remotely and return the value; the remote output prints here meanwhile."""
+        call, future = self._call(args, kwargs)
+        try:
+            calls.wait(call, [future], on_lines=print_lines)
+            value = calls.result(call, future)
+        except BaseException:
+            call.finish("failed")
+            raise
+        finally:
+            future.release()
+        call.finish("done")
+        return value
+
+    def remote(self, *args: Any, **kwargs: Any) -> RemoteRef:
+        """Start the call and return a :class:`RemoteRef` to its result at once."""
+        call, future = self._call(args, kwargs)
+        call.finish_when_done()
+        return RemoteRef(future, self.cluster, name=f"{self.name}(...)")
+
+    def map(self, *iterables: Iterable, errors: str = "raise", timeout: float | None = None,
+            batch_size: int | None = None) -> list:
+        """Call the function on each item (like ``map``) and return the results in order.
+
+        Items are grouped into batches, so many small items cost few Dask tasks. With
+        ``errors="return"``, a failed item yields its exception in its place.
+        """
+        return self.starmap(zip(*iterables), errors=errors, timeout=timeout, batch_size=batch_size)
+
+    def starmap(self, iterable: Iterable, errors: str = "raise", timeout: float | None = None,
+                batch_size: int | None = None) -> list:
+        """Like :meth:`map`, with each item an argument tuple."""
+        if errors not in _ERRORS:
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        items = [(i, tuple(args), {}) for i, args in enumerate(iterable)]
+        if not items:
+            return []
+        size = batch_size or self._batch_size(len(items))
+        call = calls.Call(self.cluster, self._label("map"), "map")
+        call.log.total = len(items)
+        futures = []
+        for b, start in enumerate(range(0, len(items), size)):
+            chunk = items[start : start + size]
+            futures.append(
+                call.submit(
+                    {"kind": "batch", "fn": self.fn, "items": chunk, "batch": b},
+                    resources=self.resources,
+                )
+            )
+        try:
+            calls.wait(call, futures, timeout=timeout, on_lines=print_lines)
+            batches = [calls.result(call, f) for f in futures]
+        except BaseException:
+            call.finish("failed")
+            raise
+        finally:
+            for f in futures:
+                f.release()
+        call.finish("done")
+        results: list = []
+        for batch in batches:
+            for ok, value in batch:
+                if ok:
+                    results.append(value)
+                else:
+                    exc = payload.unpack_exception(runner_error(value), f"{self.name}() item {len(results)}")
+                    if errors == "raise":
+                        exc.add_note(
+                            f"item {len(results)} of {len(items)} failed; pass errors='return' "
+                            "to get the other results with the exceptions in place"
+                        )
+                        raise exc
+                    results.append(exc)
+        return results
+
+    def _batch_size(self, n: int) -> int:
+        configured = config.get("map.batch-size", "auto")
+        if configured not in (None, "auto"):
+            return max(1, int(configured))
+        tasks = self.cluster.total_threads() * int(config.get("map.tasks-per-thread", 4))
+        return max(1, math.ceil(n / max(1, tasks)))
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> RemoteRef:
+        """Queue a call: calls through ``enqueue`` of functions with the same ``name`` run one
+        at a time, in submission order, across every notebook using the cluster."""
+        from distributed import Lock, Variable
+
+        cluster = self.cluster
+        client = cluster.client
+        qname = f"jupyter-remote-queue-{self.name}"
+        call = calls.Call(cluster, self._label("queued call"), "queued")
+        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        with Lock(f"{qname}-lock", scheduler_rpc=client.scheduler, loop=client.loop):
+            variable = Variable(qname, client=client)
+            try:
+                previous = variable.get(timeout=0)
+            except TimeoutError:
+                previous = None
+            stage = call.submit(spec, names=_arg_names(args, kwargs), resources=self.resources,
+                                fn=runner.run_queued, extra=[previous])
+            variable.set(stage)
+        future = client.submit(runner.unwrap, stage, key=f"remote-queued-{call.id}-value", pure=False)
+        call.futures.append(future)
+        call.finish_when_done()
+        return RemoteRef(future, cluster, name=f"{self.name}(...)")
+
+
+def runner_error(blob: bytes):
+    from jupyter_remote.exceptions import RemoteTaskError
+
+    return RemoteTaskError(blob)
+
+
+def print_lines(lines: list[logs.LogLine]) -> None:
+    """The plain-text view: remote stdout to stdout; stderr and log records to stderr."""
+    import sys
+
+    for line in lines:
+        text = logs.format_line(line)
+        if line.get("stream") == "stdout":
+            sys.stdout.write(text + "\n")
+        else:
+            level = f"{line['level']}: " if line.get("stream") == "log" and "level" in line else ""
+            sys.stderr.write(level + text + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _identity(x):
+    return x
+
+
+def _arg_names(args: tuple, kwargs: dict) -> dict[str, Any]:
+    names = {f"argument {i}": a for i, a in enumerate(args)}
+    names.update({f"argument {k}=": v for k, v in kwargs.items()})
+    return names
+
+
+def function(
+    fn: Callable | RemoteRef,
+    cluster: str | Cluster | None = None,
+    reqs: list[str] | str | None = None,
+    *,
+    name: str | None = None,
+    resources: dict | None = None,
+    cache: bool = False,
+) -> RemoteFunction:
+    """Bind ``fn`` to a cluster: calling the result runs ``fn`` remotely.
+
+    Parameters
+    ----------
+    fn
+        A function or class (defined in the notebook, in a module next to it, or installed),
+        or a ``RemoteRef`` of a function that already lives on the cluster.
+    cluster
+        A cluster name or address, or a ``Cluster``; ``None`` means the default cluster.
+    name
+        Name used in logs and for ``enqueue``'s queue (default: the function's qualname).
+    resources
+        Dask worker resources each call needs, e.g. ``{"GPU": 1}``.
+    """
+    return RemoteFunction(fn, cluster, reqs, name=name, resources=resources, cache=cache)
+
+
+def remote(
+    fn: Callable | None = None,
+    *,
+    cluster: str | Cluster | None = None,
+    reqs: list[str] | str | None = None,
+    name: str | None = None,
+    resources: dict | None = None,
+    cache: bool = False,
+):
+    """Decorator form of :func:`function`: ``@remote`` or ``@remote(cluster="gpu")``."""
+    if isinstance(fn, str):  # @remote("gpu")
+        cluster, fn = fn, None
+
+    def wrap(f: Callable) -> RemoteFunction:
+        return RemoteFunction(f, cluster, reqs, name=name, resources=resources, cache=cache)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+__all__ = ["RemoteFunction", "function", "remote", "translate"]

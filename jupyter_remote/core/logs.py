@@ -1,0 +1,326 @@
+"""The log stream of remote calls: capture on the worker, routing on the client.
+
+Worker side: ``sys.stdout``/``sys.stderr`` are replaced once per worker process by streams
+that send a write to the sink of the call running in the writing thread (or, outside any
+call, to the original stream); a ``logging`` handler does the same for log records, and
+``warnings`` arrive through stderr. A sink batches lines and ships them with
+``Worker.log_event`` from the worker's event loop: one event per loop turn, so a lone print
+leaves at once and a flood is grouped into large events.
+
+Client side: one :class:`LogRouter` per client subscribes to its own topic (events go only
+to the client that made the call) and hands each event to the :class:`CallLog` of its call.
+A ``CallLog`` keeps the whole log and tells its listeners (the views) about new lines and
+state changes; views only draw.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
+
+# -- wire format ---------------------------------------------------------------------------
+Stream = Literal["stdout", "stderr", "log"]
+
+
+class LogLine(TypedDict, total=False):
+    stream: Stream
+    text: str  # one line, without its newline
+    t: float  # worker time.time() of the write
+    level: str  # for stream == "log": the record's level name
+    index: int  # for map items: the item's position
+
+
+class LogEvent(TypedDict, total=False):
+    call: str
+    lines: list[LogLine]
+    state: str  # "running" | "building" | ...
+    worker: str
+    batch: int  # map progress: this batch has `done` items finished, `failed` of them failed
+    done: int
+    failed: int
+
+
+def topic_for(client_id: str) -> str:
+    """The event topic of one client: only that client subscribes to it."""
+    return f"jupyter-remote-logs-{client_id}"
+
+
+# -- worker side ---------------------------------------------------------------------------
+_local = threading.local()
+_install_lock = threading.Lock()
+_installed = False
+
+
+class _RoutedStream:
+    """Stands in for sys.stdout/sys.stderr; sends writes to the current call's sink."""
+
+    def __init__(self, name: Stream, original):
+        self._name = name
+        self._original = original
+
+    def write(self, text: str) -> int:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            return self._original.write(text)
+        sink.write(self._name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            self._original.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._original, name)
+
+
+class _RoutedHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            return
+        try:
+            text = self.format(record)
+        except Exception:
+            text = record.getMessage()
+        for line in text.splitlines() or [""]:
+            sink.add({"stream": "log", "text": line, "t": record.created, "level": record.levelname})
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        sys.stdout = _RoutedStream("stdout", sys.stdout)
+        sys.stderr = _RoutedStream("stderr", sys.stderr)
+        handler = _RoutedHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        logging.getLogger().addHandler(handler)
+        _installed = True
+
+
+class Sink:
+    """Collects one call's output on the worker and ships it in batches.
+
+    ``emit(event)`` is the transport: on a worker it is ``Worker.log_event`` bound to the
+    client's topic. ``schedule(fn)`` runs ``fn`` soon on the transport's thread (the
+    worker's event loop), which is where batches are cut.
+    """
+
+    def __init__(
+        self,
+        call: str,
+        emit: Callable[[LogEvent], None],
+        schedule: Callable[[Callable[[], None]], None],
+    ):
+        self.call = call
+        self.index: int | None = None
+        self._emit = emit
+        self._schedule = schedule
+        self._lock = threading.Lock()
+        self._pending: list[LogLine] = []
+        self._partial: dict[str, str] = {}
+        self._scheduled = False
+
+    def write(self, stream: Stream, text: str) -> None:
+        if not text:
+            return
+        now = time.time()
+        with self._lock:
+            head = self._partial.pop(stream, "") + text
+            *lines, rest = head.split("\n")
+            if rest:
+                self._partial[stream] = rest
+            for line in lines:
+                self._pending.append(self._line(stream, line, now))
+            self._kick()
+
+    def add(self, line: LogLine) -> None:
+        with self._lock:
+            if self.index is not None:
+                line["index"] = self.index
+            self._pending.append(line)
+            self._kick()
+
+    def state(self, state: str, **info: Any) -> None:
+        self._emit({"call": self.call, "state": state, **info})
+
+    def close(self) -> None:
+        """Ship what is left, partial lines included."""
+        with self._lock:
+            for stream, rest in self._partial.items():
+                self._pending.append(self._line(stream, rest, time.time()))  # type: ignore[arg-type]
+            self._partial.clear()
+        self._flush()
+
+    def _line(self, stream: Stream, text: str, t: float) -> LogLine:
+        line: LogLine = {"stream": stream, "text": text, "t": t}
+        if self.index is not None:
+            line["index"] = self.index
+        return line
+
+    def _kick(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._pending = self._pending, []
+            self._scheduled = False
+        if lines:
+            self._emit({"call": self.call, "lines": lines})
+
+
+class capture:
+    """Route this thread's stdout, stderr and log records to ``sink`` while inside."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def __enter__(self) -> Sink:
+        _install()
+        self._previous = getattr(_local, "sink", None)
+        _local.sink = self.sink
+        return self.sink
+
+    def __exit__(self, *exc) -> None:
+        _local.sink = self._previous
+        self.sink.close()
+
+
+def worker_sink(call: str, topic: str) -> Sink:
+    """A sink on the current Dask worker that publishes to ``topic``."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def emit(event: LogEvent) -> None:
+        worker.log_event(topic, event)
+
+    return Sink(call, emit, lambda fn: worker.loop.add_callback(fn))
+
+
+# -- client side ---------------------------------------------------------------------------
+Listener = Callable[["CallLog", list[LogLine]], None]
+
+
+class CallLog:
+    """Everything one remote call wrote, plus its state; the data source of the views."""
+
+    def __init__(self, call: str, label: str = ""):
+        self.call = call
+        self.label = label
+        self.lines: list[LogLine] = []
+        self.state = "queued"
+        self.worker: str | None = None
+        self.started = time.time()
+        self.finished: float | None = None
+        self.total: int | None = None  # items of a map
+        self.batches: dict[int, tuple[int, int]] = {}  # map batch -> (done, failed)
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener(call_log, new_lines)`` on every new batch or state change."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def feed(self, event: LogEvent) -> None:
+        lines = event.get("lines") or []
+        with self._lock:
+            self.lines.extend(lines)
+            if "state" in event:
+                self.state = event["state"]
+            if event.get("worker"):
+                self.worker = event["worker"]
+            if "batch" in event:
+                self.batches[event["batch"]] = (event.get("done", 0), event.get("failed", 0))
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(self, lines)
+            except Exception:  # a broken view must not break the stream
+                logging.getLogger(__name__).exception("log listener failed")
+
+    def set_state(self, state: str) -> None:
+        if state in ("done", "failed", "cancelled"):
+            self.finished = time.time()
+        self.feed({"call": self.call, "state": state})
+
+    @property
+    def done(self) -> int:
+        """Items of a map that have finished (failed ones included)."""
+        return sum(d for d, _ in self.batches.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(f for _, f in self.batches.values())
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def text(self) -> str:
+        return "\n".join(format_line(line) for line in self.lines)
+
+
+def format_line(line: LogLine) -> str:
+    prefix = f"[{line['index']}] " if "index" in line else ""
+    return prefix + line.get("text", "")
+
+
+class LogRouter:
+    """Subscribes one client to its topic and routes events to the right :class:`CallLog`."""
+
+    history = 200  # finished calls kept for `%remote logs`
+
+    def __init__(self, client):
+        self.client = client
+        self.topic = topic_for(client.id)
+        self._active: dict[str, CallLog] = {}
+        self._finished: collections.OrderedDict[str, CallLog] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        client.subscribe_topic(self.topic, self._on_event)
+
+    def open(self, call: str, label: str = "") -> CallLog:
+        log = CallLog(call, label)
+        with self._lock:
+            self._active[call] = log
+        return log
+
+    def finish(self, log: CallLog, state: str) -> None:
+        log.set_state(state)
+        with self._lock:
+            self._active.pop(log.call, None)
+            self._finished[log.call] = log
+            while len(self._finished) > self.history:
+                self._finished.popitem(last=False)
+
+    def get(self, call: str) -> CallLog | None:
+        with self._lock:
+            return self._active.get(call) or self._finished.get(call)
+
+    def calls(self) -> list[CallLog]:
+        with self._lock:
+            return list(self._finished.values()) + list(self._active.values())
+
+    def _on_event(self, event) -> None:
+        _, msg = event
+        with self._lock:
+            call = msg.get("call")
+            log = self._active.get(call) or self._finished.get(call)
+        if log is not None:
+            log.feed(msg)
+
+    def close(self) -> None:
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:
+            pass

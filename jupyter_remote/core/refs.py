@@ -1,0 +1,190 @@
+"""``RemoteRef``: a value that stays on the cluster, over a ``distributed.Future``.
+
+Passing a ref to remote work (a ``%%remote`` cell, a ``RemoteFunction``) makes it a task
+dependency, so its data moves worker to worker and never through the notebook. ``.get()``
+downloads it explicitly.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import Any
+
+from jupyter_remote.core import payload
+from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
+
+
+class RemoteRef:
+    """A reference to a value held on a Dask cluster.
+
+    Parameters
+    ----------
+    future
+        The ``distributed.Future`` of the value.
+    cluster
+        The :class:`~jupyter_remote.core.clusters.Cluster` it lives on.
+    name
+        The name it is bound to in the notebook, if any (used in messages).
+    info
+        What is known of the value: ``type``, ``shape``, ``dtype``, ``nbytes``, ``worker``.
+    """
+
+    def __init__(self, future, cluster=None, *, name: str | None = None, info: dict | None = None):
+        self._future = future
+        self.cluster = cluster
+        self.name = name
+        self.info: dict[str, Any] = dict(info or {})
+
+    def __jupyter_remote_future__(self):
+        return self._future
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The Dask key of the value."""
+        return str(self._future.key)
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``finished``, ``error``, ``cancelled`` or ``lost``."""
+        return self._future.status
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    @property
+    def worker(self) -> str | None:
+        """Address of a worker holding the value (asks the scheduler if not known)."""
+        if not self.info.get("worker") and self.status == "finished":
+            try:
+                holders = self._future.client.who_has([self._future]).get(self._future.key)
+                if holders:
+                    self.info["worker"] = holders[0]
+            except Exception:
+                pass
+        return self.info.get("worker")
+
+    @property
+    def label(self) -> str:
+        return f"remote value {self.name!r}" if self.name else f"remote value {self.key}"
+
+    # -- actions -----------------------------------------------------------------------
+    def get(self, timeout: float | None = None) -> Any:
+        """Download the value into the notebook (raises the remote exception if it failed)."""
+        try:
+            return self._future.result(timeout=timeout)
+        except BaseException as exc:
+            raise translate(exc, self.label)  # noqa: B904 (the remote traceback is the cause)
+
+    result = get
+
+    def cancel(self) -> None:
+        """Cancel the work behind this ref (and release its data)."""
+        self._future.cancel()
+
+    def release(self) -> None:
+        self._future.release()
+
+    # -- display -----------------------------------------------------------------------
+    def _summary(self) -> list[tuple[str, str]]:
+        info = self.info
+        rows = [("type", str(info.get("type", "?")))]
+        if "shape" in info:
+            rows.append(("shape", "(" + ", ".join(map(str, info["shape"])) + ("," if len(info["shape"]) == 1 else "") + ")"))
+        if "dtype" in info:
+            rows.append(("dtype", str(info["dtype"])))
+        if "nbytes" in info:
+            rows.append(("size", format_bytes(info["nbytes"])))
+        rows.append(("worker", str(self.info.get("worker") or "-")))
+        rows.append(("status", self.status))
+        return rows
+
+    def __repr__(self) -> str:
+        name = f"{self.name} " if self.name else ""
+        fields = " ".join(f"{k}={v}" for k, v in self._summary())
+        return f"<RemoteRef {name}{fields} key={self.key}>"
+
+    def _repr_html_(self) -> str:
+        title = html.escape(self.name or self.key)
+        rows = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._summary()
+        )
+        return (
+            "<div class='jupyter-remote-ref' style='border:1px solid #ccc;border-radius:4px;"
+            "padding:4px 8px;display:inline-block'>"
+            f"<b>RemoteRef</b> <code>{title}</code><table>{rows}</table></div>"
+        )
+
+    def __reduce__(self):
+        # Pickled outside a payload (for example inside a Dask collection), a ref is its
+        # future: on a worker, Dask turns it back into a usable Future.
+        return (_identity, (self._future,))
+
+
+def _identity(x):
+    return x
+
+
+def format_bytes(n: int) -> str:
+    from dask.utils import format_bytes as fmt
+
+    return fmt(n)
+
+
+def translate(exc: BaseException, label: str) -> BaseException:
+    """The exception a user should see for a failure of the work behind ``label``."""
+    from concurrent.futures import CancelledError
+
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return WorkerLostError(
+            f"{label} was lost: the workers running it died ({exc}). If it needs more memory "
+            "than a worker has, give the workers more, or split the work; then run it again."
+        )
+    if isinstance(exc, CancelledError) or type(exc).__name__ == "FutureCancelledError":
+        return RemoteCancelledError(f"{label} was cancelled; run it again to recompute it")
+    return payload.unpack_exception(exc, label)
+
+
+def _futures_of(refs: Iterable) -> list:
+    out = []
+    for r in refs:
+        future = payload._as_future(r)
+        if future is None:
+            raise TypeError(f"expected a RemoteRef or a dask Future, got {type(r).__name__}")
+        out.append(future)
+    return out
+
+
+def get(ref_or_refs: Any) -> Any:
+    """Download one ref, or a list/tuple/dict of refs in one round trip."""
+    if isinstance(ref_or_refs, RemoteRef):
+        return ref_or_refs.get()
+    if isinstance(ref_or_refs, dict):
+        keys = list(ref_or_refs)
+        values = get([ref_or_refs[k] for k in keys])
+        return dict(zip(keys, values))
+    if isinstance(ref_or_refs, (list, tuple)):
+        items = list(ref_or_refs)
+        futures = _futures_of(items)
+        if not futures:
+            return type(ref_or_refs)()
+        client = futures[0].client
+        try:
+            values = client.gather(futures)
+        except BaseException as exc:
+            failed = next((r for r in items if getattr(r, "status", "") == "error"), None)
+            label = getattr(failed, "label", "a remote value")
+            raise translate(exc, label)  # noqa: B904
+        return type(ref_or_refs)(values)
+    future = payload._as_future(ref_or_refs)
+    if future is not None:
+        return RemoteRef(future).get()
+    raise TypeError(
+        f"jupyter_remote.get expects a RemoteRef or a list/tuple/dict of them, "
+        f"got {type(ref_or_refs).__name__}"
+    )

@@ -1,0 +1,245 @@
+"""The one stable function every task calls on the worker.
+
+Tasks are ``run(payload, *dependencies)``: ``payload`` is opaque bytes that only the worker
+opens, so the scheduler never needs user code. The payload says what to do:
+
+- ``cell``: execute a cell's source as module-level code in a fresh namespace; keep the
+  names it binds on this worker (``take`` hands each one to its own task) and return a
+  small, plain description of them;
+- ``call``: call a function and return its value;
+- ``batch``: call a function on many items, returning per-item values or errors.
+
+Whatever user code raises leaves as :class:`RemoteTaskError` holding plain bytes.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import ctypes
+import linecache
+import threading
+import time
+import types
+from typing import Any
+
+from jupyter_remote.core import logs, payload
+from jupyter_remote.exceptions import RemoteCancelledError, RemoteTaskError, WorkerLostError
+
+# Values bound by cells, kept until their ``take`` task collects them: {call: {name: value}}
+_kept: dict[str, dict[str, Any]] = {}
+_kept_lock = threading.Lock()
+# Threads running calls, so ``interrupt`` can stop one: {call: thread ident}
+_running: dict[str, int] = {}
+
+
+def run(data: bytes, *dependencies: Any) -> Any:
+    """Run one payload. This is the only function the scheduler ever sees in our tasks."""
+    try:
+        spec = payload.loads(data, dependencies)
+    except Exception as exc:
+        raise payload.pack_exception(exc) from None
+    call = spec["call"]
+    sink = logs.worker_sink(call, spec["topic"])
+    worker = _worker_address()
+    sink.state("running", worker=worker)
+    _running[call] = threading.get_ident()
+    try:
+        with logs.capture(sink):
+            kind = spec["kind"]
+            if kind == "cell":
+                return _run_cell(spec, worker)
+            if kind == "call":
+                return _run_call(spec, sink)
+            if kind == "batch":
+                return _run_batch(spec, sink)
+            raise ValueError(f"unknown payload kind {kind!r}")
+    except RemoteTaskError:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt-like async stops included
+        raise payload.pack_exception(exc) from None
+    finally:
+        _running.pop(call, None)
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:
+        return ""
+
+
+# -- cells ---------------------------------------------------------------------------------
+def _run_cell(spec: dict, worker: str) -> dict:
+    source, filename = spec["source"], spec["filename"]
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    ns.update(spec["inputs"])
+
+    tree = ast.parse(source, filename=filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, filename, "exec"), ns)
+    display = None
+    if last is not None:
+        value = eval(compile(last, filename, "eval"), ns)
+        if value is not None:
+            display = mimebundle(value)
+
+    wanted = spec["outputs"]
+    values = {
+        name: ns[name]
+        for name in wanted
+        if name in ns and not isinstance(ns[name], types.ModuleType)
+    }
+    missing = [n for n in spec.get("required", ()) if n not in values]
+    if missing:
+        raise NameError(
+            f"--out names {', '.join(map(repr, missing))} that the cell never bound "
+            "(modules cannot be outputs)"
+        )
+    result = {
+        "outputs": {name: describe(value) for name, value in values.items()},
+        "display": display,
+        "worker": worker,
+    }
+    if spec.get("get"):
+        result["values"] = values
+    else:
+        with _kept_lock:
+            _kept[spec["call"]] = {name: values.get(name, _UNBOUND) for name in wanted}
+    return result
+
+
+_UNBOUND = object()
+
+
+def take(call: str, name: str, label: str, *_after: Any) -> Any:
+    """Hand one value a cell bound on this worker to its own task (its ``RemoteRef``).
+
+    Runs after the cell's task (``_after``), on the worker holding it.
+    """
+    with _kept_lock:
+        kept = _kept.get(call)
+        if kept is None or name not in kept:
+            raise WorkerLostError(
+                f"{label} was lost: the worker that computed it is gone. "
+                "Run the cell again to recompute it."
+            )
+        value = kept.pop(name)
+        if not kept:
+            del _kept[call]
+    if value is _UNBOUND:
+        raise NameError(f"{label} was not bound when the cell ran (a branch that did not run?)")
+    return value
+
+
+def mimebundle(value: Any) -> dict[str, str]:
+    """The rich representation of ``value``, computed here where the value lives."""
+    bundle: dict[str, str] = {}
+    method = getattr(value, "_repr_mimebundle_", None)
+    if callable(method):
+        try:
+            got = method()
+            data = got[0] if isinstance(got, tuple) else got
+            bundle.update({k: v for k, v in (data or {}).items() if isinstance(v, str)})
+        except Exception:
+            pass
+    for mime, attr in (("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_")):
+        if mime not in bundle and callable(getattr(value, attr, None)):
+            try:
+                got = getattr(value, attr)()
+                if isinstance(got, str):
+                    bundle[mime] = got
+            except Exception:
+                pass
+    bundle.setdefault("text/plain", repr(value))
+    return bundle
+
+
+def describe(value: Any) -> dict[str, Any]:
+    """Type, shape, dtype and size of a value, for the ref's repr."""
+    from dask.sizeof import sizeof
+
+    info: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    if info["type"].startswith("builtins."):
+        info["type"] = type(value).__qualname__
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and all(isinstance(s, int) for s in shape):
+        info["shape"] = list(shape)
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and not callable(dtype):
+        info["dtype"] = str(dtype)
+    elif dtype is not None:
+        info["dtype"] = getattr(dtype, "__name__", str(dtype))
+    try:
+        info["nbytes"] = int(sizeof(value))
+    except Exception:
+        pass
+    info["callable"] = callable(value) and not isinstance(value, type)
+    return info
+
+
+# -- functions -----------------------------------------------------------------------------
+def _run_call(spec: dict, sink: logs.Sink) -> Any:
+    return spec["fn"](*spec["args"], **spec["kwargs"])
+
+
+def _run_batch(spec: dict, sink: logs.Sink) -> list:
+    fn = spec["fn"]
+    results: list = []
+    done = failed = 0
+    last = time.monotonic()
+    for index, args, kwargs in spec["items"]:
+        sink.index = index
+        try:
+            results.append((True, fn(*args, **kwargs)))
+        except RemoteCancelledError:
+            raise
+        except Exception as exc:
+            failed += 1
+            results.append((False, payload.pack_exception(exc).args[0]))
+        done += 1
+        now = time.monotonic()
+        if now - last > 0.2:
+            last = now
+            sink.state("running", batch=spec["batch"], done=done, failed=failed)
+    sink.index = None
+    sink.state("running", batch=spec["batch"], done=done, failed=failed)
+    return results
+
+
+# -- queues --------------------------------------------------------------------------------
+def run_queued(data: bytes, previous: Any, *dependencies: Any) -> tuple[bool, Any]:
+    """A call of ``RemoteFunction.enqueue``: runs after ``previous`` and never fails as a
+    task, so one failed call does not break the queue behind it (``unwrap`` re-raises)."""
+    try:
+        return True, run(data, *dependencies)
+    except RemoteTaskError as exc:
+        return False, exc.args
+
+
+def unwrap(outcome: tuple[bool, Any]) -> Any:
+    ok, value = outcome
+    if not ok:
+        raise RemoteTaskError(*value)
+    return value
+
+
+# -- stopping ------------------------------------------------------------------------------
+def interrupt(call: str) -> bool:
+    """Stop a running call by raising in its thread; True if it was running here.
+
+    Python checks for the exception between bytecodes: pure-Python work stops at once,
+    a long call into C (``time.sleep``, a big numpy operation) stops when it returns.
+    """
+    ident = _running.get(call)
+    if ident is None:
+        return False
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(RemoteCancelledError)
+    )
+    return n == 1
