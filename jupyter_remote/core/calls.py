@@ -32,6 +32,7 @@ class Call:
         self.kind = kind
         self.futures: list = []
         self.log: logs.CallLog = cluster.router.open(self.id, label)
+        self.log.cancel = self.cancel
         self._finished = False
 
     @property

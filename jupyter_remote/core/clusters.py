@@ -301,7 +301,7 @@ def connect(address: str, name: str | None = None) -> Cluster:
         )
     name = name or address
     found = Cluster(name, address=address, source="connected")
-    found.client  # fail now, with the connect error, rather than at first use
+    _ = found.client  # fail now, with the connect error, rather than at first use
     with _lock:
         old = _clusters.get(name)
         _clusters[name] = found

@@ -224,6 +224,7 @@ class CallLog:
         self.finished: float | None = None
         self.total: int | None = None  # items of a map
         self.batches: dict[int, tuple[int, int]] = {}  # map batch -> (done, failed)
+        self.cancel: Callable[[], str] | None = None  # set by the call: stops it
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 

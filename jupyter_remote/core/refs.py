@@ -69,6 +69,24 @@ class RemoteRef:
     def label(self) -> str:
         return f"remote value {self.name!r}" if self.name else f"remote value {self.key}"
 
+    def describe(self) -> dict[str, Any]:
+        """Ask the worker holding the value for its type, shape, dtype and size.
+
+        Runs next to the data (pinned to a worker that holds it), so nothing moves.
+        """
+        from jupyter_remote.core import runner
+
+        future = self._future
+        client = future.client
+        holders = client.who_has([future]).get(future.key) or []
+        if holders:
+            info = client.submit(
+                runner.describe, future, workers=list(holders), allow_other_workers=False,
+                pure=False,
+            ).result()
+            self.info.update(info, worker=holders[0])
+        return self.info
+
     # -- actions -----------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
         """Download the value into the notebook (raises the remote exception if it failed)."""
@@ -91,7 +109,7 @@ class RemoteRef:
         info = self.info
         rows = [("type", str(info.get("type", "?")))]
         if "shape" in info:
-            rows.append(("shape", "(" + ", ".join(map(str, info["shape"])) + ("," if len(info["shape"]) == 1 else "") + ")"))
+            rows.append(("shape", str(tuple(info["shape"]))))
         if "dtype" in info:
             rows.append(("dtype", str(info["dtype"])))
         if "nbytes" in info:

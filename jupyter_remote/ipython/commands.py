@@ -1,0 +1,256 @@
+"""The subcommands of the ``%remote`` line magic. Each parses, calls core, prints."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from jupyter_remote.exceptions import JupyterRemoteError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message}\n{self.format_usage()}")
+
+
+def _parser(name: str, description: str) -> _Parser:
+    return _Parser(prog=f"%remote {name}", description=description, add_help=False)
+
+
+def _parse(parser: _Parser, words: list[str]) -> argparse.Namespace:
+    return parser.parse_args(words)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _refs_in(ns: dict) -> dict[str, Any]:
+    from jupyter_remote.core.functions import RemoteFunction
+    from jupyter_remote.core.refs import RemoteRef
+
+    out = {}
+    for name, value in ns.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, RemoteRef):
+            out[name] = value
+        elif isinstance(value, RemoteFunction) and isinstance(value.fn, RemoteRef):
+            out[name] = value.fn
+    return out
+
+
+def _ref(ns: dict, name: str):
+    refs = _refs_in(ns)
+    if name not in refs:
+        known = ", ".join(refs) or "none"
+        raise UsageError(f"{name!r} is not a remote ref in this notebook; remote refs: {known}")
+    return refs[name]
+
+
+# -- clusters ------------------------------------------------------------------------------
+def clusters_cmd(shell, words: list[str]) -> None:
+    _parse(_parser("clusters", "list clusters"), words)
+    from dask.utils import format_bytes
+
+    from jupyter_remote.core import clusters
+
+    default = clusters.default_name()
+    rows = []
+    for c in clusters.all_clusters():
+        info = c.info()
+        rows.append([
+            ("* " if c.name == default else "  ") + c.name,
+            info.get("address") or (c.factory or ("started on first use" if c.embedded else "")),
+            info["status"],
+            str(info.get("workers", "-")),
+            str(info.get("threads", "-")),
+            format_bytes(info["memory"]) if info.get("memory") else "-",
+            info.get("dashboard") or "-",
+        ])
+    print(_table(rows, ["  name", "address", "status", "workers", "threads", "memory", "dashboard"]))
+    print("(* default cluster; `%remote use NAME` changes it)")
+
+
+def use_cmd(shell, words: list[str]) -> None:
+    p = _parser("use", "set the default cluster of this notebook")
+    p.add_argument("name")
+    args = _parse(p, words)
+    from jupyter_remote.core import clusters
+
+    try:
+        found = clusters.use(args.name)
+    except JupyterRemoteError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"%%remote now runs on {found.name!r} by default")
+
+
+def connect_cmd(shell, words: list[str]) -> None:
+    p = _parser("connect", "connect to a running Dask scheduler")
+    p.add_argument("address")
+    p.add_argument("--name")
+    args = _parse(p, words)
+    from jupyter_remote.core import clusters
+
+    try:
+        found = clusters.connect(args.address, args.name)
+    except JupyterRemoteError as exc:
+        raise UsageError(str(exc)) from None
+    info = found.info()
+    print(
+        f"connected {found.name!r} at {found.address}: {info.get('workers', 0)} workers, "
+        f"{info.get('threads', 0)} threads. Use it with `%%remote {found.name}`."
+    )
+
+
+# -- refs ----------------------------------------------------------------------------------
+def refs_cmd(shell, words: list[str]) -> None:
+    _parse(_parser("refs", "list remote refs"), words)
+    from jupyter_remote.core.refs import format_bytes
+
+    refs = _refs_in(shell.user_ns)
+    if not refs:
+        print("no remote refs in this notebook")
+        return
+    rows = []
+    for name, ref in refs.items():
+        info = ref.info
+        shape = str(tuple(info["shape"])) if "shape" in info else ""
+        rows.append([
+            name,
+            str(info.get("type", "?")),
+            shape + (f" {info['dtype']}" if "dtype" in info else ""),
+            format_bytes(info["nbytes"]) if "nbytes" in info else "?",
+            ref.worker or "-",
+            ref.status,
+            ref.cluster.name if ref.cluster is not None else "?",
+        ])
+    print(_table(rows, ["name", "type", "shape/dtype", "size", "worker", "status", "cluster"]))
+
+
+def get_cmd(shell, words: list[str]) -> None:
+    p = _parser("get", "download refs into local variables of the same names")
+    p.add_argument("names", nargs="+")
+    args = _parse(p, words)
+    from jupyter_remote.core.refs import get
+
+    refs = {name: _ref(shell.user_ns, name) for name in args.names}
+    values = get(refs)  # one round trip; nothing is bound unless all arrive
+    shell.user_ns.update(values)
+    print(f"downloaded {', '.join(values)}")
+
+
+def cancel_cmd(shell, words: list[str]) -> None:
+    p = _parser("cancel", "cancel remote work")
+    p.add_argument("names", nargs="+", help="ref names, or `all`")
+    args = _parse(p, words)
+    stopped = 0
+    if args.names == ["all"]:
+        from jupyter_remote.core import clusters
+
+        for c in clusters.all_clusters():
+            if c.connected:
+                for log in c.router.calls():
+                    if log.state in ("queued", "running") and log.cancel is not None:
+                        log.cancel()
+                        stopped += 1
+        targets = [r for r in _refs_in(shell.user_ns).values() if not r.done()]
+    else:
+        targets = [_ref(shell.user_ns, n) for n in args.names]
+    for ref in targets:
+        ref.cancel()
+    print(f"cancelled {len(targets)} ref(s)" + (f" and {stopped} running call(s)" if stopped else ""))
+
+
+def publish_cmd(shell, words: list[str]) -> None:
+    p = _parser("publish", "share a ref with other notebooks (and across kernel restarts)")
+    p.add_argument("name")
+    p.add_argument("--as", dest="shared", help="shared name (default: NAME)")
+    args = _parse(p, words)
+    ref = _ref(shell.user_ns, args.name)
+    shared = args.shared or args.name
+    ref._future.client.publish_dataset(ref._future, name=shared, override=True)
+    note = ""
+    if ref.cluster is not None and ref.cluster.embedded:
+        note = " (the embedded cluster closes with this kernel: use a shared cluster to keep it across restarts)"
+    print(f"published {args.name!r} as {shared!r}; `%remote fetch {shared}` binds it in another notebook{note}")
+
+
+def fetch_cmd(shell, words: list[str]) -> None:
+    p = _parser("fetch", "bind a ref shared with %remote publish")
+    p.add_argument("shared")
+    p.add_argument("--as", dest="name", help="local name (default: SHARED)")
+    p.add_argument("--cluster", help="cluster to look on (default: the default cluster)")
+    args = _parse(p, words)
+    from jupyter_remote.core import clusters
+    from jupyter_remote.core.refs import RemoteRef
+
+    c = clusters.cluster(args.cluster)
+    client = c.client
+    if args.shared not in client.list_datasets():
+        known = ", ".join(map(str, client.list_datasets())) or "none"
+        raise UsageError(f"nothing is published as {args.shared!r} on {c.name!r}; published: {known}")
+    future = client.get_dataset(args.shared)
+    name = args.name or args.shared
+    if not name.isidentifier():
+        raise UsageError(f"{name!r} is not a valid Python name; pass --as NAME")
+    ref = RemoteRef(future, c, name=name)
+    ref.describe()
+    shell.user_ns[name] = ref
+    print(f"bound {name!r}: {ref!r}")
+
+
+# -- calls ---------------------------------------------------------------------------------
+def logs_cmd(shell, words: list[str]) -> None:
+    p = _parser("logs", "list recent remote calls, or replay the whole log of one")
+    p.add_argument("call", nargs="?", help="call id (or a unique prefix), or `last`")
+    args = _parse(p, words)
+    from jupyter_remote.core import clusters
+    from jupyter_remote.core.functions import print_lines
+
+    logs = [log for c in clusters.all_clusters() if c.connected for log in c.router.calls()]
+    if not args.call:
+        if not logs:
+            print("no remote calls yet")
+            return
+        rows = [[log.call, log.label, log.state, f"{log.elapsed:.1f}s", str(len(log.lines))] for log in logs]
+        print(_table(rows, ["call", "what", "state", "elapsed", "lines"]))
+        return
+    if args.call == "last":
+        matches = logs[-1:]
+    else:
+        matches = [log for log in logs if log.call.startswith(args.call)]
+    if len(matches) != 1:
+        known = ", ".join(log.call for log in logs[-10:]) or "none"
+        raise UsageError(
+            f"{'no' if not matches else 'more than one'} call matches {args.call!r}; recent calls: {known}"
+        )
+    print_lines(matches[0].lines)
+
+
+def envs_cmd(shell, words: list[str]) -> None:
+    _parse(_parser("envs", "list requirement environments"), words)
+    print(
+        "no requirement environments: this version of jupyter_remote runs code with the "
+        "workers' own packages (--reqs is not available yet)"
+    )
+
+
+COMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
+    "clusters": clusters_cmd,
+    "use": use_cmd,
+    "connect": connect_cmd,
+    "refs": refs_cmd,
+    "get": get_cmd,
+    "cancel": cancel_cmd,
+    "publish": publish_cmd,
+    "fetch": fetch_cmd,
+    "logs": logs_cmd,
+    "envs": envs_cmd,
+}

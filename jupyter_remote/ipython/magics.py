@@ -1,0 +1,197 @@
+"""``%%remote`` and ``%remote``: parse, delegate to core, render.
+
+Everything that happens to a cell happens in :mod:`jupyter_remote.core.cells`; this module
+turns arguments into a call and results into notebook names and displays.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from jupyter_remote.exceptions import UnknownClusterError
+
+
+def _resources(items: list[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            out[key] = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--resources takes KEY=N pairs such as GPU=1 or MEMORY=4e9, got {item!r}"
+            ) from None
+    return out
+
+
+def _parse(magic, line: str):
+    try:
+        return parse_argstring(magic, line)
+    except UsageError:
+        raise
+    except (SystemExit, ValueError) as exc:  # argparse's own exits on bad input
+        raise UsageError(f"{exc}\n{magic.parser.format_usage()}") from None
+
+
+@magics_class
+class RemoteMagics(Magics):
+    """The ``%%remote`` cell magic and the ``%remote`` line magic."""
+
+    # -- %%remote --------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("cluster", nargs="?", default=None,
+              help="cluster name or scheduler address (default: `%%remote use`, else `local`)")
+    @argument("--reqs", nargs="+", metavar="SPEC", help="pip requirements for the code")
+    @argument("-r", dest="requirements_file", metavar="FILE", help="a requirements file")
+    @argument("--files", nargs="+", metavar="PATH", help="files the code needs on the worker")
+    @argument("--out", nargs="+", metavar="NAME",
+              help="bind only these names (default: every top-level name the cell binds)")
+    @argument("--get", action="store_true",
+              help="download the outputs into the notebook instead of keeping them remote")
+    @argument("--no-wait", action="store_true",
+              help="return at once; the names are bound to pending refs")
+    @argument("--cache", action="store_true", help="reuse the result of an identical earlier run")
+    @argument("--resources", nargs="+", metavar="KEY=N",
+              help="Dask worker resources the cell needs, e.g. GPU=1")
+    @argument("--timeout", type=float, metavar="SECONDS",
+              help="cancel the remote work and raise TimeoutError after this long")
+    @cell_magic
+    def remote(self, line: str, cell: str) -> Any:
+        """Run this cell on a worker of a Dask cluster.
+
+        Names the cell reads come from the notebook (remote refs stay remote: their data
+        moves worker to worker). Names the cell binds become RemoteRefs in the notebook.
+        A trailing expression is shown with its repr computed on the worker. The cell's
+        output (print, logging, warnings) appears here while it runs.
+
+        Examples::
+
+            %%remote
+            model = train(X, y)
+
+            %%remote tcp://scheduler:8786 --out model --timeout 600
+            ...
+        """
+        args = _parse(self.remote, line)
+        if args.reqs or args.requirements_file or args.files or args.cache:
+            raise UsageError(
+                "--reqs, -r, --files and --cache are not available in this version of "
+                "jupyter_remote: install the packages on the workers for now"
+            )
+        if args.get and args.no_wait:
+            raise UsageError("--get and --no-wait cannot be combined: --get waits to download")
+        if args.timeout is not None and args.timeout <= 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+        resources = _resources(args.resources)
+
+        from jupyter_remote.core import cells
+        from jupyter_remote.ipython import render
+
+        cluster = _cluster(args.cluster)
+        count = getattr(self.shell, "execution_count", None)
+        label = f"cell In[{count}]" if count is not None else "remote cell"
+        # One leading newline: the remote traceback's line numbers then match the cell's,
+        # whose line 1 is the %%remote line.
+        source = "\n" + cell
+        view = render.CallView(wait=not args.no_wait)
+        __tracebackhide__ = True  # IPython then shows the remote traceback, not ours
+        try:
+            result = cells.run_cell(
+                source,
+                self.shell.user_ns,
+                cluster,
+                label=label,
+                filename=f"<remote {label}>",
+                outputs=args.out,
+                get=args.get,
+                wait=not args.no_wait,
+                resources=resources,
+                timeout=args.timeout,
+                on_lines=view.on_lines,
+                on_call=view.start,
+            )
+        except Exception as error:
+            view.fail(error)
+            # Raised on the cluster (see the remote traceback above) or before submitting.
+            raise error.with_traceback(None) from error.__cause__
+        bound = result.values if args.get else _bind_functions(result.refs)
+        self.shell.user_ns.update(bound)
+        view.finish(result, bound)
+        if result.display is not None:
+            return cells.RemoteDisplay(result.display)
+        return None
+
+    # -- %remote ---------------------------------------------------------------------------
+    @line_magic("remote")
+    def remote_line(self, line: str) -> Any:
+        """Manage clusters and remote refs.
+
+        Usage::
+
+            %remote clusters                    list clusters with their status
+            %remote use NAME                    default cluster for %%remote in this notebook
+            %remote connect ADDRESS [--name NAME]
+            %remote refs                        remote refs in the notebook
+            %remote get NAME [NAME ...]         download refs into local variables
+            %remote cancel NAME [NAME ...]|all  cancel remote work
+            %remote publish NAME [--as SHARED]  share a ref with other notebooks
+            %remote fetch SHARED [--as NAME]    bind a shared ref here
+            %remote logs [CALL]                 list recent calls, or replay one call's log
+            %remote envs                        requirement environments on the cluster
+        """
+        from jupyter_remote.ipython import commands
+
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"cannot parse {line!r}: {exc}") from None
+        if not words:
+            raise UsageError(self.remote_line.__doc__)
+        name, rest = words[0], words[1:]
+        handler = commands.COMMANDS.get(name)
+        if handler is None:
+            raise UsageError(
+                f"unknown subcommand {name!r}; expected one of: {', '.join(commands.COMMANDS)}\n"
+                + self.remote_line.__doc__
+            )
+        return handler(self.shell, rest)
+
+
+def _cluster(name: str | None):
+    from jupyter_remote.core import clusters
+
+    try:
+        return clusters.cluster(name)
+    except UnknownClusterError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _bind_functions(refs: dict) -> dict:
+    """Functions and classes a cell defines come back callable: ``f(x)`` runs remotely."""
+    from jupyter_remote.core.functions import RemoteFunction
+
+    out = {}
+    for name, ref in refs.items():
+        if ref.info.get("callable"):
+            out[name] = RemoteFunction(ref, ref.cluster, name=name)
+        else:
+            out[name] = ref
+    return out
+
+
+def load_ipython_extension(ipython) -> None:
+    ipython.register_magics(RemoteMagics)
+
+
+def unload_ipython_extension(ipython) -> None:
+    magics = ipython.magics_manager.registry.pop("RemoteMagics", None)
+    if magics is not None:
+        ipython.magics_manager.magics["cell"].pop("remote", None)
+        ipython.magics_manager.magics["line"].pop("remote", None)
