@@ -58,6 +58,10 @@ class SerializationError(JupyterRemoteError, TypeError):
         )
 
 
+class ResourceError(JupyterRemoteError, ValueError):
+    """No worker of the cluster offers the resources a call asks for."""
+
+
 class EmptyCellError(JupyterRemoteError, ValueError):
     """A ``%%remote`` cell with no code."""
 

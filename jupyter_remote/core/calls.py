@@ -15,9 +15,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jupyter_remote.core import logs, payload, runner
+import dask
+
+from jupyter_remote.core import logs, payload, registry, runner
 from jupyter_remote.core.refs import translate
-from jupyter_remote.exceptions import RemoteTimeoutError
+from jupyter_remote.exceptions import RemoteTimeoutError, ResourceError
 
 _DONE = object()
 
@@ -50,17 +52,20 @@ class Call:
         key: str | None = None,
     ):
         """Pickle ``spec`` and submit ``fn(payload, *extra, *dependencies)``; return the future."""
+        if resources:
+            check_resources(self.cluster, resources, self.label)
         spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
         data, deps = payload.dumps(spec, names)
-        future = self.cluster.client.submit(
-            fn,
-            data,
-            *extra,
-            *deps,
-            key=key or f"{self.key_prefix}-{self.id}-{len(self.futures)}",
-            resources=resources or None,
-            pure=False,
-        )
+        with dask.annotate(jupyter_remote=registry.call_annotation(self)):  # for the sidebar
+            future = self.cluster.client.submit(
+                fn,
+                data,
+                *extra,
+                *deps,
+                key=key or f"{self.key_prefix}-{self.id}-{len(self.futures)}",
+                resources=resources or None,
+                pure=False,
+            )
         self.futures.append(future)
         return future
 
@@ -90,12 +95,32 @@ class Call:
         running_on = self.log.worker if self.log.state == "running" else None
         client.cancel(self.futures)
         if running_on:
-            client.run(runner.interrupt, self.id, workers=[running_on], wait=False)
-            what = f"cancelled; the running code on {running_on} was interrupted"
+            stopped = client.run(runner.interrupt, self.id, workers=[running_on], on_error="return")
+            if stopped.get(running_on) is True:
+                what = f"cancelled; the running code on {running_on} was interrupted"
+            else:
+                what = f"cancelled; it had already finished on {running_on}"
         else:
             what = "cancelled before it started"
         self.finish("cancelled")
         return what
+
+
+def check_resources(cluster, resources: dict, label: str) -> None:
+    """Fail now, rather than wait forever, when no worker offers ``resources``."""
+    workers = cluster.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    offered = [w.get("resources") or {} for w in workers]
+    if not offered:  # no workers yet (an adaptive cluster scaling up): let Dask wait
+        return
+    if any(all(have.get(k, 0) >= n for k, n in resources.items()) for have in offered):
+        return
+    asked = ", ".join(f"{k}={n:g}" for k, n in resources.items())
+    kinds = sorted({k for have in offered for k in have})
+    raise ResourceError(
+        f"{label} asks for resources {asked}, but no worker of cluster {cluster.name!r} offers "
+        f"them (workers offer: {', '.join(kinds) or 'no resources'}). Start workers with "
+        "--resources (e.g. `dask worker --resources GPU=1`), or drop --resources."
+    )
 
 
 def _state_of(futures) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import dask.config
 
 from jupyter_remote import config
+from jupyter_remote.core import registry
 from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Cluster:
             ) from exc
         self.error = None
         self.address = client.scheduler.address
+        registry.announce(self)  # registry hook: the sidebar lists this kernel's cluster
         if self.interactive and client.scheduler_comm is not None:
             client.scheduler_comm.interval = 0
         return client
@@ -180,6 +182,7 @@ class Cluster:
         return sum(self.client.nthreads().values()) or 1
 
     def close(self) -> None:
+        registry.withdraw(self)  # registry hook
         with self._lock:
             if self._router is not None:
                 self._router.close()
@@ -250,6 +253,7 @@ def known_names() -> list[str]:
     with _lock:
         names = dict.fromkeys([LOCAL, *_clusters])
     names.update(dict.fromkeys(config.get("clusters") or {}))
+    names.update(dict.fromkeys(registry.names()))  # registry hook
     return list(names)
 
 
@@ -287,6 +291,8 @@ def cluster(name_or_address: str | None = None) -> Cluster:
             found = Cluster(name, address=name, source="address")
         else:
             found = _from_config(name)
+        if found is None and (entry := registry.lookup(name)) is not None:  # registry hook
+            found = Cluster(name, address=entry["address"], source=entry.get("source", "registry"))
         if found is None:
             raise UnknownClusterError(name, known_names())
         _clusters[name] = found

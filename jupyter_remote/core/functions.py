@@ -102,15 +102,19 @@ class RemoteFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""
         call, future = self._call(args, kwargs)
+        view = _view_factory()
+        view.start(call)
         try:
-            calls.wait(call, [future], on_lines=print_lines)
+            calls.wait(call, [future], on_lines=view.on_lines)
             value = calls.result(call, future)
         except BaseException:
             call.finish("failed")
+            view.finish(call)
             raise
         finally:
             future.release()
         call.finish("done")
+        view.finish(call)
         return value
 
     def remote(self, *args: Any, **kwargs: Any) -> RemoteRef:
@@ -148,16 +152,20 @@ class RemoteFunction:
                     resources=self.resources,
                 )
             )
+        view = _view_factory()
+        view.start(call)
         try:
-            calls.wait(call, futures, timeout=timeout, on_lines=print_lines)
+            calls.wait(call, futures, timeout=timeout, on_lines=view.on_lines)
             batches = [calls.result(call, f) for f in futures]
         except BaseException:
             call.finish("failed")
+            view.finish(call)
             raise
         finally:
             for f in futures:
                 f.release()
         call.finish("done")
+        view.finish(call)
         results: list = []
         for batch in batches:
             for ok, value in batch:
@@ -212,17 +220,52 @@ def runner_error(blob: bytes):
     return RemoteTaskError(blob)
 
 
+class CallView:
+    """How a call that ``__call__``/``map``/``starmap`` waits on shows meanwhile.
+
+    This base is the plain-text view; the IPython extension installs a richer one with
+    :func:`set_view`. Hooks do nothing else until overridden.
+    """
+
+    def start(self, call: calls.Call) -> None:
+        """Runs in the calling thread once the call is submitted."""
+
+    def on_lines(self, lines: list[logs.LogLine]) -> None:
+        """Runs in the waiting thread as log lines arrive."""
+        print_lines(lines)
+
+    def finish(self, call: calls.Call) -> None:
+        """Runs in the calling thread once the call has ended (``call.log.state`` says how)."""
+
+
+_view_factory: Callable[[], CallView] = CallView
+
+
+def set_view(factory: Callable[[], CallView] | None) -> None:
+    """Use ``factory()`` as the view of waiting calls; ``None`` restores the text view."""
+    global _view_factory
+    _view_factory = factory or CallView
+
+
 def print_lines(lines: list[logs.LogLine]) -> None:
     """The plain-text view: remote stdout to stdout; stderr and log records to stderr."""
     import sys
 
-    for line in lines:
+    run: list[str] = []
+    out = None
+    for line in lines:  # one write per run of same-stream lines: a flood stays cheap
         text = logs.format_line(line)
-        if line.get("stream") == "stdout":
-            sys.stdout.write(text + "\n")
-        else:
-            level = f"{line['level']}: " if line.get("stream") == "log" and "level" in line else ""
-            sys.stderr.write(level + text + "\n")
+        stream = sys.stdout if line.get("stream") == "stdout" else sys.stderr
+        level = line.get("level", "") if line.get("stream") == "log" else ""
+        if level and not line.get("text", "").startswith(level):  # the formatter may name it
+            text = f"{level}: {text}"
+        if stream is not out and run:
+            out.write("\n".join(run) + "\n")
+            run = []
+        out = stream
+        run.append(text)
+    if run:
+        out.write("\n".join(run) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
 
@@ -282,4 +325,4 @@ def remote(
     return wrap(fn) if fn is not None else wrap
 
 
-__all__ = ["RemoteFunction", "function", "remote", "translate"]
+__all__ = ["CallView", "RemoteFunction", "function", "remote", "set_view", "translate"]

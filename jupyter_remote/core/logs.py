@@ -268,8 +268,39 @@ class CallLog:
     def elapsed(self) -> float:
         return (self.finished or time.time()) - self.started
 
+    @property
+    def rate(self) -> float:
+        """Items of a map finished per second so far."""
+        return self.done / max(self.elapsed, 1e-9)
+
+    def tail(self, n: int) -> tuple[list[LogLine], int]:
+        """The last ``n`` lines and how many earlier lines that leaves out (for views)."""
+        total = len(self.lines)  # then one slice: consistent while another thread appends
+        start = max(0, total - max(0, n))
+        return self.lines[start:total], start
+
+    def summary(self) -> str:
+        """One line for the views: state, worker, elapsed time and map progress."""
+        state = STATE_WORDS.get(self.state, self.state)
+        parts = [f"{state} on {self.worker}" if self.worker else state]
+        parts.append(f"{self.elapsed:.1f} s")
+        if self.total is not None:
+            parts.append(self.progress())
+        return " · ".join(parts)
+
+    def progress(self) -> str:
+        """Map progress: done of total, failed count, rate."""
+        text = f"{self.done} of {self.total} done"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return text + f", {self.rate:.1f}/s"
+
     def text(self) -> str:
         return "\n".join(format_line(line) for line in self.lines)
+
+
+STATE_WORDS = {"building": "building environment"}
+FINAL_STATES = ("done", "failed", "cancelled")
 
 
 def format_line(line: LogLine) -> str:

@@ -38,7 +38,11 @@ def run(data: bytes, *dependencies: Any) -> Any:
     try:
         spec = payload.loads(data, dependencies)
     except Exception as exc:
-        raise payload.pack_exception(exc) from None
+        error = payload.pack_exception(exc)
+    else:
+        error = None
+    if error is not None:
+        raise error  # raised outside `except`: no chained user exception to pickle
     call = spec["call"]
     sink = logs.worker_sink(call, spec["topic"])
     worker = _worker_address()
@@ -46,20 +50,26 @@ def run(data: bytes, *dependencies: Any) -> Any:
     _running[call] = threading.get_ident()
     try:
         with logs.capture(sink):
-            kind = spec["kind"]
-            if kind == "cell":
-                return _run_cell(spec, worker)
-            if kind == "call":
-                return _run_call(spec, sink)
-            if kind == "batch":
-                return _run_batch(spec, sink)
-            raise ValueError(f"unknown payload kind {kind!r}")
-    except RemoteTaskError:
-        raise
-    except BaseException as exc:  # KeyboardInterrupt-like async stops included
-        raise payload.pack_exception(exc) from None
+            return _dispatch(spec, sink, worker)
+    except RemoteTaskError as exc:
+        error = exc
+    except BaseException as exc:  # async stops (interrupt) included
+        error = payload.pack_exception(exc)
     finally:
         _running.pop(call, None)
+    error.__context__ = None
+    raise error
+
+
+def _dispatch(spec: dict, sink: logs.Sink, worker: str) -> Any:
+    kind = spec["kind"]
+    if kind == "cell":
+        return _run_cell(spec, worker)
+    if kind == "call":
+        return _run_call(spec, sink)
+    if kind == "batch":
+        return _run_batch(spec, sink)
+    raise ValueError(f"unknown payload kind {kind!r}")
 
 
 def _worker_address() -> str:

@@ -1,0 +1,299 @@
+"""The cluster registry: one JSON file that kernels and the Jupyter server both read and write.
+
+A kernel announces the clusters it starts or connects to (its embedded cluster as
+``local-<pid>``); the server records the clusters started from the sidebar. Each side finds
+the other's clusters here, by name.
+
+The file is private to the user (mode 0600), replaced atomically, and changed only under an
+exclusive lock on a sidecar ``.lock`` file, so concurrent writers never lose an update.
+Its location is dask config ``jupyter-remote.registry-path`` (env
+``DASK_JUPYTER_REMOTE__REGISTRY_PATH``); by default ``jupyter_remote/clusters.json`` in the
+user's data directory. Nothing is written until something is registered.
+
+An entry (see :class:`Entry`) whose owner process is gone is stale: readers skip it, writers
+drop it, except an entry in state ``error``, kept so the sidebar can show what went wrong until
+the user dismisses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypedDict
+
+from jupyter_remote import config
+from jupyter_remote.exceptions import ClusterConnectError, JupyterRemoteError
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SOURCES = ("server", "kernel", "config")
+
+
+class InvalidNameError(JupyterRemoteError, ValueError):
+    """A cluster name that could be mistaken for a path, an option or an address."""
+
+
+class Entry(TypedDict, total=False):
+    """One cluster in the registry (the file holds ``{"clusters": {name: Entry}}``)."""
+
+    name: str
+    address: str | None
+    dashboard: str | None
+    source: str  # "server" | "kernel"
+    pid: int  # the process that owns the cluster (launcher or kernel)
+    created: float  # time.time()
+    status: str  # "starting" | "running" | "stopping" | "error"
+    error: str | None
+    template: str | None
+    options: dict[str, Any]
+    adaptive: dict[str, int] | None  # {"minimum": m, "maximum": n} when adaptive
+    workers: int | None  # the requested fixed size, when not adaptive
+    shutdown: bool  # set by the server; the launcher stops the cluster
+    notebook: str | None  # for kernel clusters: the notebook of the kernel, when known
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it is a valid cluster name, else raise :class:`InvalidNameError`."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise InvalidNameError(
+            f"cluster name {name!r} is not valid: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (for example 'lab-1')"
+        )
+    return name
+
+
+def path() -> str:
+    """Where the registry file lives (not created by this call)."""
+    configured = config.get("registry-path")
+    if configured:
+        return os.path.abspath(os.path.expanduser(str(configured)))
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "jupyter_remote", "clusters.json")
+
+
+def pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _live(entry: dict) -> bool:
+    return entry.get("status") == "error" or pid_alive(entry.get("pid"))
+
+
+def _load(fn: str) -> dict[str, Entry]:
+    try:
+        with open(fn) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring unreadable cluster registry %s: %s", fn, exc)
+        return {}
+    clusters = data.get("clusters") if isinstance(data, dict) else None
+    if not isinstance(clusters, dict):
+        return {}
+    return {
+        name: entry
+        for name, entry in clusters.items()
+        if isinstance(entry, dict) and isinstance(name, str) and _NAME.match(name)
+    }
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[str]:
+    fn = path()
+    directory = os.path.dirname(fn)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(fn + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fn
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _save(fn: str, clusters: dict[str, Entry]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".clusters-", suffix=".json", dir=os.path.dirname(fn))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "clusters": clusters}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fn)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def entries(include_stale: bool = False) -> dict[str, Entry]:
+    """Every registered cluster whose owner is alive (or that failed), by name."""
+    found = _load(path())
+    if include_stale:
+        return found
+    return {name: entry for name, entry in found.items() if _live(entry)}
+
+
+def get(name: str) -> Entry | None:
+    entry = _load(path()).get(name)
+    return entry if entry is not None and _live(entry) else None
+
+
+def names() -> list[str]:
+    return list(entries())
+
+
+def change(name: str, fn: Callable[[Entry | None], Entry | None]) -> Entry | None:
+    """Atomically replace the entry ``name`` by ``fn(current)`` (``None`` removes it).
+
+    ``current`` is ``None`` when there is no live entry. Stale entries are dropped on the way.
+    """
+    validate_name(name)
+    with _locked() as fn_path:
+        clusters = {n: e for n, e in _load(fn_path).items() if _live(e)}
+        new = fn(clusters.get(name))
+        if new is None:
+            clusters.pop(name, None)
+        else:
+            new["name"] = name
+            clusters[name] = new
+        _save(fn_path, clusters)
+        return new
+
+
+def put(entry: Entry) -> Entry:
+    """Add or replace an entry."""
+    entry = dict(entry)  # type: ignore[assignment]
+    entry.setdefault("created", time.time())
+    result = change(entry["name"], lambda _old: entry)
+    assert result is not None
+    return result
+
+
+def update(name: str, **fields: Any) -> Entry | None:
+    """Merge ``fields`` into the live entry ``name``; ``None`` if there is none."""
+
+    def merge(old: Entry | None) -> Entry | None:
+        if old is None:
+            return None
+        return {**old, **fields}  # type: ignore[typeddict-item]
+
+    return change(name, merge)
+
+
+def remove(name: str, *, pid: int | None = None) -> bool:
+    """Remove ``name`` (only if owned by ``pid``, when given); True if it was there."""
+    removed = []
+
+    def drop(old: Entry | None) -> Entry | None:
+        if old is None:
+            return None
+        if pid is not None and old.get("pid") != pid:
+            return old
+        removed.append(old)
+        return None
+
+    if get(name) is None:  # don't create the file just to remove nothing
+        return False
+    change(name, drop)
+    return bool(removed)
+
+
+# -- what kernels use (called from core.clusters) ------------------------------------------
+def lookup(name: str) -> dict | None:
+    """The registry entry that makes ``name`` usable from a kernel, or ``None``.
+
+    Raises :class:`ClusterConnectError` for a cluster that is still starting or that failed.
+    """
+    if not _NAME.match(name):
+        return None
+    entry = get(name)
+    if entry is None:
+        return None
+    if entry.get("status") == "error":
+        raise ClusterConnectError(
+            f"cluster {name!r} failed to start: {entry.get('error')}. Shut it down in the "
+            "Remote clusters sidebar and start it again."
+        )
+    if not entry.get("address"):
+        raise ClusterConnectError(
+            f"cluster {name!r} is still {entry.get('status', 'starting')}; try again when the "
+            "Remote clusters sidebar shows it running."
+        )
+    return dict(entry)
+
+
+def kernel_name(cluster: Any) -> str | None:
+    """The name under which this process registers ``cluster``, or ``None`` if it doesn't."""
+    if getattr(cluster, "embedded", False):
+        return f"{cluster.name}-{os.getpid()}"
+    if getattr(cluster, "source", None) == "connected" and _NAME.match(cluster.name):
+        return cluster.name
+    return None
+
+
+def announce(cluster: Any) -> None:
+    """Register a cluster this kernel started or connected to (never fails the caller)."""
+    name = kernel_name(cluster)
+    if name is None:
+        return
+    pid = os.getpid()
+    entry: Entry = {
+        "address": cluster.address,
+        "dashboard": cluster.dashboard_link,
+        "source": "kernel",
+        "pid": pid,
+        "created": time.time(),
+        "status": "running",
+        "notebook": os.environ.get("JPY_SESSION_NAME"),
+    }
+
+    def claim(old: Entry | None) -> Entry | None:
+        if old is not None and old.get("pid") != pid:
+            return old  # someone else's cluster of that name (the sidebar's): leave it
+        return entry
+
+    try:
+        change(name, claim)
+    except OSError as exc:
+        logger.debug("could not register cluster %s: %s", name, exc)
+
+
+def withdraw(cluster: Any) -> None:
+    """Remove what :func:`announce` registered (never fails the caller)."""
+    name = kernel_name(cluster)
+    if name is None:
+        return
+    try:
+        remove(name, pid=os.getpid())
+    except OSError as exc:
+        logger.debug("could not unregister cluster %s: %s", name, exc)
+
+
+def call_annotation(call: Any) -> dict[str, Any]:
+    """What a call's tasks carry to the scheduler (a task annotation), so the sidebar can list
+    running calls with their notebook and cancel them."""
+    return {
+        "call": call.id,
+        "label": call.label,
+        "kind": call.kind,
+        "notebook": os.environ.get("JPY_SESSION_NAME"),
+        "pid": os.getpid(),
+    }

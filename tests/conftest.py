@@ -1,0 +1,64 @@
+"""Shared fixtures: the package's own embedded cluster (real worker processes) and a real
+IPython shell with the extension loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def local():
+    """The embedded ``local`` cluster, as a user gets it: started on first use."""
+    from jupyter_remote.core import clusters
+
+    found = clusters.cluster("local")
+    found.client  # start it now, once for the session
+    yield found
+    clusters.close_all()
+
+
+@pytest.fixture
+def client(local):
+    return local.client
+
+
+@pytest.fixture(scope="session")
+def shell(local):
+    from IPython.testing.globalipapp import start_ipython
+
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "jupyter_remote")
+    return ip
+
+
+@pytest.fixture
+def run(shell):
+    """Run a cell in the real shell; re-raise what it raised, return its result."""
+
+    def run_cell(source: str, **ns):
+        shell.user_ns.update(ns)
+        result = shell.run_cell(source)
+        if result.error_before_exec is not None:
+            raise result.error_before_exec
+        if result.error_in_exec is not None:
+            raise result.error_in_exec
+        return result.result
+
+    return run_cell
+
+
+@pytest.fixture
+def tracker_file(tmp_path):
+    path = tmp_path / "unpickled.txt"
+    path.write_text("")
+    return str(path)
+
+
+def unpickled_in(path: str) -> list[int]:
+    with open(path) as f:
+        return [int(x) for x in f.read().split()]
+
+
+pid = os.getpid

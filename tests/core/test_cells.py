@@ -1,0 +1,177 @@
+"""core.cells against the embedded cluster: real scheduler and worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from jupyter_remote.core import cells, runner
+from jupyter_remote.core.refs import RemoteRef
+from jupyter_remote.exceptions import (
+    EmptyCellError,
+    RemoteError,
+    RemoteTimeoutError,
+    SerializationError,
+    UnknownInputError,
+)
+from tests.conftest import unpickled_in
+
+
+def run(local, source, ns=None, **kw):
+    return cells.run_cell(source, ns if ns is not None else {}, local, **kw)
+
+
+def test_bound_names_become_refs_modules_excluded(local):
+    result = run(local, "import math\na = 2\nb = math.sqrt(16)\n")
+    assert set(result.refs) == {"a", "b"}
+    assert all(isinstance(r, RemoteRef) for r in result.refs.values())
+    assert result.refs["b"].get() == 4.0
+    assert result.refs["a"].info["type"] == "int"
+    assert result.refs["a"].worker.startswith("tcp://")
+
+
+def test_inputs_come_from_the_namespace(local):
+    result = run(local, "y = [v * k for v in values]\n", {"values": [1, 2], "k": 10})
+    assert result.refs["y"].get() == [10, 20]
+
+
+def test_out_keeps_only_named_outputs(local):
+    result = run(local, "a = 1\nb = 2\n", outputs=["b"])
+    assert list(result.refs) == ["b"]
+    with pytest.raises(NameError, match="'nope'"):
+        run(local, "a = 1\n", outputs=["nope"])
+
+
+def test_get_downloads_values(local):
+    result = run(local, "a = [1, 2]\nb = 'x'\n", get=True)
+    assert result.values == {"a": [1, 2], "b": "x"}
+    assert result.refs == {}
+
+
+def test_trailing_expression_repr_is_computed_on_the_worker(local):
+    result = run(local, "import os\nos.getpid()\n")
+    remote_pid = int(result.display["text/plain"])
+    assert remote_pid != os.getpid()
+
+
+def test_rich_repr_travels(local):
+    src = "class Shown:\n    def _repr_html_(self):\n        return '<b>remote</b>'\nShown()\n"
+    assert run(local, src).display["text/html"] == "<b>remote</b>"
+
+
+def test_unknown_name_fails_before_anything_is_submitted(local):
+    before = len(local.router.calls())
+    with pytest.raises(UnknownInputError, match="'missing_thing'") as info:
+        run(local, "x = missing_thing + 1\n", label="cell In[7]")
+    assert "cell In[7]" in str(info.value)
+    assert isinstance(info.value, NameError)
+    assert len(local.router.calls()) == before
+
+
+def test_empty_cell(local):
+    with pytest.raises(EmptyCellError, match="empty"):
+        run(local, "\n   \n")
+
+
+def test_unpicklable_input_is_named(local):
+    import threading
+
+    with pytest.raises(SerializationError) as info:
+        run(local, "y = lock\n", {"lock": threading.Lock()})
+    assert "'lock'" in str(info.value)
+    assert "_thread.lock" in str(info.value)
+
+
+def test_remote_exception_keeps_type_and_cell_lines(local):
+    src = "\nx = 1\ny = x / 0\n"
+    with pytest.raises(ZeroDivisionError) as info:
+        run(local, src, label="cell In[4]", filename="<remote cell In[4]>")
+    text = str(info.value.__cause__)
+    assert '"<remote cell In[4]>", line 3' in text
+    assert "y = x / 0" in text
+    assert "runner.py" not in text and "distributed" not in text
+
+
+def test_notebook_defined_exception_class_comes_back(local):
+    class Custom(Exception):
+        pass
+
+    with pytest.raises(Custom, match="boom"):
+        run(local, "raise Custom('boom')\n", {"Custom": Custom})
+
+
+def test_exception_that_cannot_come_back_is_a_remote_error(local):
+    # An exception holding a lock cannot be pickled: the type and message still arrive.
+    src = (
+        "import threading\n"
+        "class Holding(Exception):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('holds a lock')\n"
+        "        self.lock = threading.Lock()\n"
+        "raise Holding()\n"
+    )
+    with pytest.raises(RemoteError, match="Holding: holds a lock"):
+        run(local, src)
+
+
+def test_refs_pass_worker_to_worker_never_through_the_notebook(local, tracker_file):
+    # Every unpickling of a Tracked records its process id in tracker_file.
+    src = (
+        "import os\n"
+        "def _rebuild(data, path):\n"
+        "    with open(path, 'a') as f:\n"
+        "        f.write(f'{os.getpid()} ')\n"
+        "    return Tracked(data, path)\n"
+        "class Tracked:\n"
+        "    def __init__(self, data, path):\n"
+        "        self.data, self.path = data, path\n"
+        "    def __reduce__(self):\n"
+        "        return (_rebuild, (self.data, self.path))\n"
+        "big = Tracked(bytes(10_000_000), path)\n"
+    )
+    first = run(local, src, {"path": tracker_file})
+    ns = {"big": first.refs["big"]}
+    second = run(local, "n = len(big.data)\n", ns)
+    assert second.refs["n"].get() == 10_000_000
+    # A third cell on the other worker forces a worker-to-worker transfer.
+    third = run(local, "m = len(big.data) + 1\n", ns, resources=None)
+    assert third.refs["m"].get() == 10_000_001
+    assert os.getpid() not in unpickled_in(tracker_file)
+    # Control: downloading it does unpickle here, so the recorder works.
+    first.refs["big"].get()
+    assert os.getpid() in unpickled_in(tracker_file)
+
+
+def test_no_wait_returns_pending_refs_at_once(local):
+    start = time.monotonic()
+    result = run(local, "import time\ntime.sleep(1.0)\nv = 5\n", wait=False)
+    assert time.monotonic() - start < 0.9
+    assert result.refs["v"].status == "pending"
+    assert result.refs["v"].get(timeout=30) == 5
+
+
+def test_timeout_cancels_and_interrupts(local):
+    src = "import time\nwhile True:\n    time.sleep(0.05)\n"
+    with pytest.raises(RemoteTimeoutError, match="cell In\\[9\\] did not finish within 1 s"):
+        run(local, src, label="cell In[9]", timeout=1)
+    assert isinstance(RemoteTimeoutError("x"), TimeoutError)
+    # the worker thread was interrupted, not left spinning
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        running = local.client.run(lambda: list(runner._running))
+        if not any(running.values()):
+            break
+        time.sleep(0.1)
+    assert not any(running.values()), running
+
+
+def test_cell_defined_function_comes_back_callable_info(local):
+    result = run(local, "def f(x):\n    return x * 3\n")
+    assert result.refs["f"].info["callable"] is True
+
+
+def test_unknown_resources_fail_clearly(local):
+    with pytest.raises(ValueError, match="GPU"):
+        run(local, "x = 1\n", resources={"GPU": 1})
