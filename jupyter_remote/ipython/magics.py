@@ -100,7 +100,7 @@ class RemoteMagics(Magics):
         # One leading newline: the remote traceback's line numbers then match the cell's,
         # whose line 1 is the %%remote line.
         source = "\n" + cell
-        view = render.CallView(wait=not args.no_wait)
+        view = render.cell_view(wait=not args.no_wait)
         __tracebackhide__ = True  # IPython then shows the remote traceback, not ours
         try:
             result = cells.run_cell(
@@ -187,10 +187,16 @@ def _bind_functions(refs: dict) -> dict:
 
 
 def load_ipython_extension(ipython) -> None:
+    from jupyter_remote.ipython import render
+
     ipython.register_magics(RemoteMagics)
+    render.install(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:
+    from jupyter_remote.ipython import render
+
+    render.uninstall(ipython)
     magics = ipython.magics_manager.registry.pop("RemoteMagics", None)
     if magics is not None:
         ipython.magics_manager.magics["cell"].pop("remote", None)

@@ -1,13 +1,79 @@
 """How a remote call shows in the notebook.
 
 The data comes from the call's :class:`~jupyter_remote.core.logs.CallLog`; this module only
-draws it. In a frontend with widgets, the widget views in :mod:`jupyter_remote.widgets`
-draw; in a plain terminal (or when widgets are unavailable) the text view prints.
+chooses who draws it. In a kernel (whose frontend shows widgets) with ipywidgets
+importable, the widgets of :mod:`jupyter_remote.widgets` draw, updated from the Dask
+client's event-loop thread. Otherwise (terminal IPython, no ipywidgets, or
+``jupyter-remote.widgets: false``) the text view prints the same information: the call's
+state, worker and elapsed time on stderr, prefixed ``[remote]``, and its lines in the
+waiting thread, so they land in the cell that waits.
 """
 
 from __future__ import annotations
 
-from jupyter_remote.core.functions import print_lines
+import sys
+
+from jupyter_remote import config
+from jupyter_remote.core.functions import CallView as _FunctionView
+from jupyter_remote.core.functions import print_lines, set_view
+
+
+def widgets_enabled(shell=None) -> bool:
+    """True when calls should draw as widgets: a kernel shell, ipywidgets importable, and
+    ``jupyter-remote.widgets`` not false."""
+    setting = config.get("widgets", "auto")
+    if setting is False or str(setting).lower() in ("false", "no", "off", "text"):
+        return False
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False  # terminal IPython or a plain InteractiveShell: nobody draws widgets
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- text ----------------------------------------------------------------------------------
+def _status(text: str) -> None:
+    sys.stderr.write(f"[remote] {text}\n")
+    sys.stderr.flush()
+
+
+class _TextLog:
+    """Lines and state of one call, printed in the waiting thread."""
+
+    def __init__(self) -> None:
+        self.call = None
+        self._announced = False
+
+    def begin(self, call) -> None:
+        self.call = call
+
+    def lines(self, lines) -> None:
+        self._announce()
+        print_lines(lines)
+
+    def _announce(self) -> None:
+        log = self.call.log if self.call is not None else None
+        if log is None or self._announced or log.state == "queued":
+            return
+        self._announced = True
+        where = f" on {log.worker}" if log.worker else ""
+        _status(f"{self.call.label} {log.state}{where} (cluster {self.call.cluster.name}, call {self.call.id})")
+
+    def end(self) -> None:
+        if self.call is None:
+            return
+        log = self.call.log
+        text = f"{self.call.label} {log.summary()}"
+        hidden = "" if log.state == "done" else f"; `%remote logs {self.call.id}` replays its log"
+        _status(text + hidden)
 
 
 class CallView:
@@ -20,21 +86,118 @@ class CallView:
     def __init__(self, wait: bool = True):
         self.wait = wait
         self.call = None
+        self._text = _TextLog()
 
     def start(self, call) -> None:
         self.call = call
+        self._text.begin(call)
 
     def on_lines(self, lines) -> None:
-        print_lines(lines)
+        self._text.lines(lines)
 
     def fail(self, exc: BaseException) -> None:
-        pass
+        self._text.end()
 
     def finish(self, result, bound: dict) -> None:
-        if not self.wait and self.call is not None:
+        if self.call is None:
+            return
+        if self.wait:
+            self._text.end()
+            return
+        names = ", ".join(bound) or "no names"
+        print(
+            f"{self.call.label} runs in the background on {self.call.cluster.name} "
+            f"(call {self.call.id}); bound {names} as pending refs. "
+            f"`%remote logs {self.call.id}` shows its output."
+        )
+
+
+class FunctionTextView(_FunctionView):
+    """Text view of ``RemoteFunction`` calls and maps: lines, then state and progress."""
+
+    def __init__(self) -> None:
+        self._text = _TextLog()
+
+    def start(self, call) -> None:
+        self._text.begin(call)
+
+    def on_lines(self, lines) -> None:
+        self._text.lines(lines)
+
+    def finish(self, call) -> None:
+        self._text.end()
+
+
+# -- widgets -------------------------------------------------------------------------------
+class WidgetCallView(CallView):
+    """The widget view of one ``%%remote`` cell: displayed in the cell when submitted, then
+    updated by the widget itself from the call's log (also after a ``--no-wait`` cell ends)."""
+
+    def __init__(self, wait: bool = True):
+        super().__init__(wait)
+        self.widget = None
+
+    def start(self, call) -> None:
+        from IPython.display import display
+
+        from jupyter_remote.widgets import CallWidget
+
+        self.call = call
+        self.widget = CallWidget(call)
+        display(self.widget)
+
+    def on_lines(self, lines) -> None:
+        pass  # the widget draws them as they arrive
+
+    def fail(self, exc: BaseException) -> None:
+        pass  # the widget shows the failed/cancelled state; the traceback follows
+
+    def finish(self, result, bound: dict) -> None:
+        if self.widget is not None and not self.wait:
             names = ", ".join(bound) or "no names"
-            print(
-                f"{self.call.label} runs in the background on {self.call.cluster.name} "
-                f"(call {self.call.id}); bound {names} as pending refs. "
-                f"`%remote logs {self.call.id}` shows its output."
-            )
+            self.widget.set_note(f"bound {names} as pending refs")
+
+
+class FunctionWidgetView(_FunctionView):
+    """Widget view of ``RemoteFunction`` calls: status, log and (for maps) progress bar."""
+
+    def start(self, call) -> None:
+        from IPython.display import display
+
+        from jupyter_remote.widgets import CallWidget
+
+        display(CallWidget(call))
+
+    def on_lines(self, lines) -> None:
+        pass
+
+
+def cell_view(wait: bool = True) -> CallView:
+    """The view of a ``%%remote`` cell in this frontend."""
+    return WidgetCallView(wait) if widgets_enabled() else CallView(wait)
+
+
+def function_view() -> _FunctionView:
+    """The view of a waiting ``RemoteFunction`` call in this frontend."""
+    return FunctionWidgetView() if widgets_enabled() else FunctionTextView()
+
+
+def _ref_html(ref) -> str:
+    from jupyter_remote.widgets.refs import ref_card_html
+
+    return ref_card_html(ref)
+
+
+def install(shell) -> None:
+    """On ``%load_ext``: views for remote functions, and the compact card of refs."""
+    set_view(function_view)
+    html = shell.display_formatter.formatters.get("text/html")
+    if html is not None:
+        html.for_type_by_name("jupyter_remote.core.refs", "RemoteRef", _ref_html)
+
+
+def uninstall(shell) -> None:
+    set_view(None)
+    html = shell.display_formatter.formatters.get("text/html")
+    if html is not None:
+        html.pop("jupyter_remote.core.refs.RemoteRef", None)

@@ -1,0 +1,218 @@
+"""The widget of one remote call: status line, Cancel button, map progress bar, live log.
+
+Everything drawn comes from the call's :class:`~jupyter_remote.core.logs.CallLog`. The
+widget listens to it and redraws on the Dask client's event-loop thread (comm messages
+route by widget, not by cell, so that is safe there, unlike printing). Redraws are
+coalesced: a lone line is drawn at once, a flood at most once per ``interval``, and only the
+last ``max_lines`` lines are ever sent to the frontend; the ``CallLog`` keeps the whole log
+for ``%remote logs``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import ipywidgets as w
+
+from jupyter_remote import config
+from jupyter_remote.core.logs import FINAL_STATES, STATE_WORDS, LogLine, format_line
+
+log = logging.getLogger(__name__)
+
+_STATE_COLORS = {
+    "queued": "#777",
+    "building": "#8a6d00",
+    "running": "#0b63c4",
+    "done": "#1e7b34",
+    "failed": "#b00020",
+    "cancelled": "#777",
+}
+_LEVEL_STYLES = {
+    "DEBUG": "color:#777",
+    "INFO": "color:#0b5394",
+    "WARNING": "color:#9c5700",
+    "ERROR": "color:#b00020;font-weight:bold",
+    "CRITICAL": "color:#fff;background:#b00020;font-weight:bold",
+}
+_STDERR_STYLE = "color:#b00020;background:#fdecee"
+
+
+class Coalescer:
+    """Run ``draw`` on an event loop: a lone poke at once, a stream of pokes at most once
+    per ``interval`` seconds. ``poke`` may be called from any thread."""
+
+    def __init__(self, loop, interval: float, draw: Callable[[], None]):
+        self._loop = loop
+        self._interval = interval
+        self._draw = draw
+        self._lock = threading.Lock()
+        self._pending = False
+        self._last = 0.0
+
+    def poke(self, now: bool = False) -> None:
+        """Ask for a draw; ``now`` skips the wait (a final state is drawn at once)."""
+        if now:
+            self._loop.add_callback(self._fire)
+            return
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        self._loop.add_callback(self._due)
+
+    def _due(self) -> None:
+        wait = self._last + self._interval - time.monotonic()
+        if wait > 0:
+            self._loop.call_later(wait, self._fire)
+        else:
+            self._fire()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._pending = False
+        self._last = time.monotonic()
+        try:
+            self._draw()
+        except Exception:  # a broken view must not break the client's event loop
+            log.exception("drawing a remote call's widget failed")
+
+
+def line_html(line: LogLine) -> str:
+    """One log line, with stderr and log levels told apart by style."""
+    text = html.escape(format_line(line))
+    stream = line.get("stream", "stdout")
+    if stream == "stderr":
+        return f"<span class='jr-stderr' style='{_STDERR_STYLE}'>{text}</span>"
+    if stream == "log":
+        level = line.get("level", "INFO")
+        style = _LEVEL_STYLES.get(level, "")
+        return f"<span class='jr-log jr-{level.lower()}' style='{style}'>{text}</span>"
+    return text
+
+
+def log_html(lines: list[LogLine]) -> str:
+    body = "\n".join(line_html(line) for line in lines)
+    # column-reverse keeps the box scrolled to its newest line without any JavaScript
+    return (
+        "<div class='jupyter-remote-log' style='max-height:22em;overflow-y:auto;"
+        "display:flex;flex-direction:column-reverse'>"
+        "<pre style='margin:0;font-size:12px;line-height:1.35;white-space:pre-wrap'>"
+        f"{body}</pre></div>"
+    )
+
+
+class CallWidget(w.VBox):
+    """Status, Cancel, progress and live log of one remote call.
+
+    Parameters
+    ----------
+    call
+        The :class:`~jupyter_remote.core.calls.Call` to show.
+    max_lines
+        Lines kept in the view (default: ``jupyter-remote.logs.max-lines``).
+    interval
+        Least time between two redraws during a flood, in seconds.
+    """
+
+    def __init__(self, call, *, max_lines: int | None = None, interval: float | None = None):
+        self.call = call
+        self.call_log = call.log
+        self.max_lines = int(max_lines if max_lines is not None else config.get("logs.max-lines", 1000))
+        interval = float(interval if interval is not None else config.get("logs.redraw-interval", 0.08))
+        self.note = ""
+        self._message = ""
+        self._drawn_lines = -1
+        self.status = w.HTML()
+        self.cancel_button = w.Button(
+            description="Cancel", icon="stop", button_style="warning",
+            tooltip="Cancel this call: queued work never starts, running work is interrupted",
+            layout=w.Layout(width="auto"),
+        )
+        self.cancel_button.on_click(self._on_cancel)
+        self.message = w.HTML()
+        self.progress = w.IntProgress(min=0, max=max(1, self.call_log.total or 1), value=0,
+                                      layout=w.Layout(width="40%"))
+        self.progress_text = w.HTML()
+        self.hidden = w.HTML()
+        self.lines = w.HTML()
+        progress_row = w.HBox([self.progress, self.progress_text])
+        if self.call_log.total is None:
+            progress_row.layout.display = "none"
+        super().__init__([
+            w.HBox([self.status, self.cancel_button, self.message],
+                   layout=w.Layout(align_items="center")),
+            progress_row,
+            self.hidden,
+            self.lines,
+        ])
+        self.add_class("jupyter-remote-call")
+        self._draw()
+        loop = call.cluster.client.loop
+        self._loop = loop
+        self._coalescer = Coalescer(loop, interval, self._draw)
+        self.call_log.listen(lambda log_, _lines: self._coalescer.poke(log_.state in FINAL_STATES))
+        loop.add_callback(self._tick)
+
+    def set_note(self, text: str) -> None:
+        """A short remark after the status (e.g. the names a ``--no-wait`` cell bound)."""
+        self.note = text
+        self._coalescer.poke()
+
+    # -- drawing (on the client's event loop, or once in __init__) ---------------------
+    def _tick(self) -> None:
+        """Keep the elapsed time moving while the call is not finished."""
+        self._coalescer.poke()
+        if self.call_log.state not in FINAL_STATES:
+            self._loop.call_later(1.0, self._tick)
+
+    def _draw(self) -> None:
+        log_ = self.call_log
+        call = self.call
+        # Lines first, status last: a frontend that sees the final state has every line.
+        total = len(log_.lines)
+        if total != self._drawn_lines:
+            self._drawn_lines = total
+            lines, hidden = log_.tail(self.max_lines)
+            self.hidden.value = (
+                f"<span class='jr-hidden' style='color:#777'>… {hidden:,} earlier lines hidden "
+                f"(this view keeps the last {self.max_lines:,}); "
+                f"<code>%remote logs {call.id}</code> replays the whole log</span>"
+                if hidden else ""
+            )
+            self.lines.value = log_html(lines) if lines else ""
+        if log_.total is not None:
+            self.progress.max = max(1, log_.total)
+            self.progress.value = min(log_.done, log_.total)
+            self.progress.bar_style = (
+                "danger" if log_.failed else "success" if log_.state == "done" else "info"
+            )
+            self.progress_text.value = html.escape(log_.progress())
+        final = log_.state in FINAL_STATES
+        self.cancel_button.disabled = final
+        self.message.value = f"<i>{html.escape(self._message)}</i>" if self._message else ""
+        color = _STATE_COLORS.get(log_.state, "#333")
+        state = html.escape(STATE_WORDS.get(log_.state, log_.state))
+        parts = [
+            f"<b>{html.escape(call.label)}</b> on <code>{html.escape(call.cluster.name)}</code>",
+            f"<span class='jr-state' style='color:{color};font-weight:bold'>{state}</span>",
+            f"{log_.elapsed:.1f} s",
+        ]
+        if log_.worker:
+            parts.append(f"worker <code>{html.escape(log_.worker)}</code>")
+        if self.note:
+            parts.append(html.escape(self.note))
+        self.status.value = " · ".join(parts)
+
+    # -- actions (in the kernel's main thread) -------------------------------------------
+    def _on_cancel(self, _button) -> None:
+        if self.call_log.state in FINAL_STATES or self.call_log.cancel is None:
+            return
+        try:
+            self._message = self.call_log.cancel()
+        except Exception as exc:
+            self._message = f"cancel failed: {type(exc).__name__}: {exc}"
+        self._coalescer.poke()

@@ -1,0 +1,156 @@
+"""The call widget in a real kernel: live lines, one widget per call, floods, Cancel.
+
+Everything is read from the kernel's iopub stream, as a frontend would see it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+
+def _lines_of(html: str) -> list[str]:
+    body = re.search(r"<pre[^>]*>(.*)</pre>", html, re.S)
+    return re.sub(r"<[^>]+>", "", body.group(1)).split("\n") if body else []
+
+
+def test_a_remote_line_reaches_the_widget_before_the_call_ends(kernel, tmp_path):
+    gate = tmp_path / "gate"
+    # The remote code cannot finish until the test has seen its first line in the widget.
+    msg_id = kernel.submit(
+        "%%remote --out done\n"
+        "import os, time\n"
+        "print('live-line-1')\n"
+        "deadline = time.time() + 30\n"
+        f"while not os.path.exists({str(gate)!r}) and time.time() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        f"print('gate seen' if os.path.exists({str(gate)!r}) else 'gate never opened')\n"
+        "done = True\n"
+    )
+    widget = kernel.call_widget(msg_id)
+    widget.wait_value("lines", "live-line-1")
+    assert not kernel.replied(msg_id), "the cell ended before its first line was shown"
+    widget.wait_value("status", "running", timeout=2)
+    assert "worker <code>tcp://" in widget.value("status")
+    gate.write_text("open")
+    reply = kernel.reply(msg_id)
+    assert reply["content"]["status"] == "ok", kernel.text(msg_id)
+    widget.wait_value("status", "done")
+    assert _lines_of(widget.value("lines")) == ["live-line-1", "gate seen"]
+    # The lines went to the widget only, not to the cell's stdout.
+    assert "live-line-1" not in kernel.text(msg_id)
+
+
+def test_two_concurrent_no_wait_calls_draw_into_their_own_widgets(kernel):
+    cell = (
+        "%%remote --no-wait --out n\n"
+        "import time\n"
+        "for i in range(8):\n"
+        "    print('{tag}', i)\n"
+        "    time.sleep(0.2)\n"
+        "n = 8\n"
+    )
+    a = kernel.submit(cell.format(tag="alpha"))
+    b = kernel.submit(cell.format(tag="bravo"))
+    wa, wb = kernel.call_widget(a), kernel.call_widget(b)
+    assert wa.lines != wb.lines
+    kernel.reply(a), kernel.reply(b)
+    # Both cells returned at once; their widgets keep updating afterwards.
+    assert "done" not in wa.value("status") and "done" not in wb.value("status")
+    wa.wait_value("status", "done")
+    wb.wait_value("status", "done")
+    assert _lines_of(wa.value("lines")) == [f"alpha {i}" for i in range(8)]
+    assert _lines_of(wb.value("lines")) == [f"bravo {i}" for i in range(8)]
+    # They ran at the same time: bravo's first line was drawn before alpha's last one.
+    first_b = min(t for t, d in wb.updates("lines") if "bravo 0" in d.get("value", ""))
+    last_a = min(t for t, d in wa.updates("lines") if "alpha 7" in d.get("value", ""))
+    assert first_b < last_a
+    assert "bound n as pending refs" in wa.value("status")
+
+
+def test_a_flood_leaves_the_kernel_answering(kernel):
+    n = 200_000
+    msg_id = kernel.submit(f"%%remote --no-wait --out n\nfor i in range({n}):\n    print('flood', i)\nn = {n}\n")
+    widget = kernel.call_widget(msg_id)
+    kernel.reply(msg_id)
+    widget.wait_value("lines", "flood ")
+    pings: list[tuple[float, bool]] = []  # (seconds to answer, flood still streaming?)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        streaming = f"flood {n - 1}" not in widget.value("lines")
+        start = time.monotonic()
+        kernel.execute("1 + 1", timeout=30)
+        pings.append((time.monotonic() - start, streaming))
+        if not streaming:
+            break
+        time.sleep(0.05)
+    widget.wait_value("status", "done", timeout=60)
+    during = [s for s, streaming in pings if streaming]
+    print(f"\nflood of {n} lines: {len(during)} cells answered while it streamed, "
+          f"slowest {max(during or [0]) * 1000:.0f} ms, median "
+          f"{sorted(during)[len(during) // 2] * 1000 if during else 0:.0f} ms; "
+          f"{len(widget.updates('lines'))} redraws of the log widget")
+    assert during, "the flood was over before the kernel was asked anything"
+    assert max(during) < 1.0, f"the kernel took {max(during):.2f} s to answer during a flood"
+    # The view keeps the last max-lines lines and says how many it hides.
+    shown = _lines_of(widget.value("lines"))
+    assert shown[-1] == f"flood {n - 1}" and len(shown) == 1000
+    assert f"{n - 1000:,} earlier lines hidden" in widget.value("hidden")
+    assert len(widget.updates("lines")) < 2000  # coalesced, not one update per event
+    # The whole log stays with the call for `%remote logs`.
+    check = kernel.submit(
+        "from jupyter_remote.core import clusters\n"
+        "print('lines kept:', len(clusters.cluster().router.calls()[-1].lines))"
+    )
+    kernel.reply(check)
+    assert f"lines kept: {n}" in kernel.text(check)
+
+
+def test_cancel_button_interrupts_running_work(kernel):
+    msg_id = kernel.submit(
+        "%%remote --no-wait --out x\n"
+        "import time\n"
+        "print('started')\n"
+        "end = time.time() + 60\n"
+        "while time.time() < end:\n"
+        "    pass\n"
+        "x = 1\n"
+    )
+    widget = kernel.call_widget(msg_id)
+    kernel.reply(msg_id)
+    widget.wait_value("lines", "started")
+    kernel.kc.session.send(
+        kernel.kc.shell_channel.socket,
+        "comm_msg",
+        {"comm_id": widget.cancel, "data": {"method": "custom", "content": {"event": "click"}}},
+    )
+    widget.wait_value("message", "the running code on tcp://", timeout=15)
+    widget.wait_value("status", "cancelled", timeout=15)
+    assert kernel.models[widget.cancel]["disabled"] is True
+
+
+@pytest.mark.parametrize("kind", ["call", "map"])
+def test_remote_functions_show_a_widget(kernel, kind):
+    code = (
+        "import jupyter_remote\n"
+        "def square(i):\n"
+        "    print('item', i)\n"
+        "    if i == 3:\n"
+        "        raise ValueError(i)\n"
+        "    return i * i\n"
+        "f = jupyter_remote.function(square)\n"
+    )
+    code += "out = f.map(range(20), errors='return')\n" if kind == "map" else "out = f(4)\n"
+    msg_id = kernel.submit(code)
+    widget = kernel.call_widget(msg_id)
+    assert kernel.reply(msg_id)["content"]["status"] == "ok", kernel.text(msg_id)
+    widget.wait_value("status", "done")
+    if kind == "map":
+        widget.wait_value("progress_text", "20 of 20 done, 1 failed")
+        assert kernel.models[widget.progress]["value"] == 20
+        assert kernel.models[widget.progress]["bar_style"] == "danger"
+        assert "[3] item 3" in _lines_of(widget.value("lines"))
+    else:
+        assert _lines_of(widget.value("lines")) == ["item 4"]

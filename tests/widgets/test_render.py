@@ -1,0 +1,63 @@
+"""The text fallback: in a plain InteractiveShell (no widget frontend) a call prints the
+same information as its widget: state, worker, elapsed time, lines, map progress."""
+
+from __future__ import annotations
+
+import re
+
+from jupyter_remote.ipython import render
+
+
+def test_a_plain_shell_gets_the_text_view(shell):
+    assert not render.widgets_enabled(shell)
+    assert isinstance(render.cell_view(), render.CallView)
+    assert not isinstance(render.cell_view(), render.WidgetCallView)
+
+
+def test_text_view_prints_state_and_lines(run, capsys):
+    run(
+        "%%remote --out v\n"
+        "import sys, logging, warnings\n"
+        "print('to stdout')\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "logging.getLogger('job').error('it broke')\n"
+        "v = 1\n"
+    )
+    out, err = capsys.readouterr()
+    assert out == "to stdout\n"
+    assert re.search(r"\[remote\] cell In\[\d+\] running on tcp://\S+ \(cluster local, call \w+\)", err)
+    assert "to stderr\n" in err
+    assert "ERROR:job:it broke\n" in err
+    assert re.search(r"\[remote\] cell In\[\d+\] done on tcp://\S+ · \d+\.\d s\n", err)
+    # in order: the running state, then the lines, then the final state
+    assert err.index("running on") < err.index("to stderr") < err.index("done on")
+
+
+def test_text_view_of_a_failed_cell_points_at_the_log(run, capsys):
+    try:
+        run("%%remote\nprint('before')\nraise ValueError('no')\n")
+    except ValueError:
+        pass
+    out, err = capsys.readouterr()
+    assert out.startswith("before\n")
+    match = re.search(r"\[remote\] cell In\[\d+\] failed on tcp://\S+ · [\d.]+ s; `%remote logs (\w+)`", err)
+    assert match, err
+
+
+def test_text_view_of_a_map_prints_progress(run, capsys):
+    run(
+        "import jupyter_remote\n"
+        "def half(i):\n"
+        "    print('item', i)\n"
+        "    return 1 / (i - 2)\n"
+        "out = jupyter_remote.function(half).map(range(6), errors='return')\n"
+    )
+    out, err = capsys.readouterr()
+    assert sorted(out.splitlines()) == [f"[{i}] item {i}" for i in range(6)]
+    assert re.search(r"\[remote\] half\(\) map done on tcp://\S+ · [\d.]+ s · 6 of 6 done, 1 failed, [\d.]+/s", err), err
+
+
+def test_a_flood_in_text_mode_is_printed_in_few_writes(run, capsys):
+    run("%%remote --out n\nfor i in range(20000):\n    print(i)\nn = 1\n")
+    out, _ = capsys.readouterr()
+    assert out.split() == [str(i) for i in range(20000)]
