@@ -97,7 +97,10 @@ class Call:
         if running_on:
             stopped = client.run(runner.interrupt, self.id, workers=[running_on], on_error="return")
             if stopped.get(running_on) is True:
-                what = f"cancelled; the running code on {running_on} was interrupted"
+                what = (
+                    f"cancelled; the running code on {running_on} was interrupted (code inside "
+                    "one long call into C, such as time.sleep, stops when that call returns)"
+                )
             else:
                 what = f"cancelled; it had already finished on {running_on}"
         else:

@@ -121,7 +121,7 @@ class RemoteFunction:
         """Start the call and return a :class:`RemoteRef` to its result at once."""
         call, future = self._call(args, kwargs)
         call.finish_when_done()
-        return RemoteRef(future, self.cluster, name=f"{self.name}(...)")
+        return RemoteRef(future, self.cluster, name=f"{self.name}(...)", call=call)
 
     def map(self, *iterables: Iterable, errors: str = "raise", timeout: float | None = None,
             batch_size: int | None = None) -> list:
@@ -211,7 +211,7 @@ class RemoteFunction:
         future = client.submit(runner.unwrap, stage, key=f"remote-queued-{call.id}-value", pure=False)
         call.futures.append(future)
         call.finish_when_done()
-        return RemoteRef(future, cluster, name=f"{self.name}(...)")
+        return RemoteRef(future, cluster, name=f"{self.name}(...)", call=call)
 
 
 def runner_error(blob: bytes):

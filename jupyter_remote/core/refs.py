@@ -30,11 +30,20 @@ class RemoteRef:
         What is known of the value: ``type``, ``shape``, ``dtype``, ``nbytes``, ``worker``.
     """
 
-    def __init__(self, future, cluster=None, *, name: str | None = None, info: dict | None = None):
+    def __init__(
+        self,
+        future,
+        cluster=None,
+        *,
+        name: str | None = None,
+        info: dict | None = None,
+        call=None,
+    ):
         self._future = future
         self.cluster = cluster
         self.name = name
         self.info: dict[str, Any] = dict(info or {})
+        self._call = call  # the call that computes it: cancelling stops that call
 
     def __jupyter_remote_future__(self):
         return self._future
@@ -97,9 +106,13 @@ class RemoteRef:
 
     result = get
 
-    def cancel(self) -> None:
-        """Cancel the work behind this ref (and release its data)."""
+    def cancel(self) -> str:
+        """Cancel the work behind this ref: queued work never starts, running work is
+        interrupted. Returns what happened."""
+        if self._call is not None and not self.done():
+            return self._call.cancel()
         self._future.cancel()
+        return "cancelled"
 
     def release(self) -> None:
         self._future.release()

@@ -1,0 +1,131 @@
+"""Naming clusters: embedded, addresses, dask config entries, connect/use."""
+
+from __future__ import annotations
+
+import time
+
+import dask
+import pytest
+from distributed import LocalCluster
+
+import jupyter_remote
+from jupyter_remote.core import cells, clusters
+from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
+
+
+@pytest.fixture(scope="module")
+def other():
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as c:
+        yield c
+
+
+def test_unknown_name_lists_known_ones_and_says_how_to_define(local):
+    with dask.config.set({"jupyter-remote.clusters": {"gpu": {"address": "tcp://10.0.0.1:8786"}}}):
+        with pytest.raises(UnknownClusterError) as info:
+            clusters.cluster("nope")
+    message = str(info.value)
+    assert "'nope'" in message and "local" in message and "gpu" in message
+    assert "jupyter-remote.clusters.nope" in message and "tcp://" in message
+
+
+def test_unreachable_address_fails_within_the_connect_timeout():
+    with dask.config.set({"jupyter-remote.connect-timeout": "2s"}):
+        start = time.monotonic()
+        with pytest.raises(ClusterConnectError, match="within the connect timeout"):
+            clusters.connect("tcp://127.0.0.1:9")
+    assert time.monotonic() - start < 10
+
+
+def test_address_and_connect_and_use(local, other):
+    address = other.scheduler_address
+    found = clusters.connect(address, name="other")
+    try:
+        assert clusters.cluster("other") is found
+        assert "other" in clusters.known_names()
+        clusters.use("other")
+        assert clusters.default_name() == "other"
+        result = cells.run_cell("import os\nos.getpid()\n", {}, clusters.cluster())
+        pids = found.client.run(lambda: __import__("os").getpid()).values()
+        assert int(result.display["text/plain"]) in set(pids)
+    finally:
+        clusters.use("local")
+
+
+def test_config_entry_with_address(other):
+    with dask.config.set({"jupyter-remote.clusters": {"viaconfig": {"address": other.scheduler_address}}}):
+        found = jupyter_remote.cluster("viaconfig")
+        assert found.source == "config"
+        assert jupyter_remote.function(lambda: 41 + 1, cluster="viaconfig")() == 42
+
+
+def test_config_entry_with_factory():
+    entry = {
+        "factory": "distributed.LocalCluster",
+        "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": ":0"},
+    }
+    with dask.config.set({"jupyter-remote.clusters": {"fromfactory": entry}}):
+        found = jupyter_remote.cluster("fromfactory")
+        try:
+            assert jupyter_remote.function(lambda: "ok", cluster="fromfactory")() == "ok"
+            assert found.info()["workers"] == 1
+        finally:
+            found.close()
+
+
+def test_bad_config_entries_are_explained():
+    with dask.config.set({"jupyter-remote.clusters": {"broken": {"host": "x"}}}):
+        with pytest.raises(ClusterConnectError, match="address:. or .factory:"):
+            clusters.cluster("broken")
+    with dask.config.set({"jupyter-remote.clusters": {"badfactory": {"factory": "nowhere.Cluster"}}}):
+        with pytest.raises(ClusterConnectError, match="cannot be imported"):
+            clusters.cluster("badfactory").client
+
+
+def test_embedded_cluster_has_worker_processes_and_its_own_scheduler_process(local):
+    import os
+
+    info = local.info()
+    assert info["workers"] >= 1 and info["status"] == "running"
+    scheduler_pid = local.client.run_on_scheduler(os.getpid)
+    worker_pids = set(local.client.run(os.getpid).values())
+    assert scheduler_pid != os.getpid()
+    assert os.getpid() not in worker_pids
+    # tuned for interactive latency: Dask's batched-send intervals are zero
+    assert local.client.scheduler_comm.interval == 0
+    assert set(local.client.run(lambda dask_worker: dask_worker.batched_stream.interval).values()) == {0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_embedded_cluster_dies_with_its_kernel(how, tmp_path):
+    """Closed at exit; and a killed kernel leaves no scheduler or workers behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = (
+        "import os, sys, time\n"
+        "from jupyter_remote.core import clusters\n"
+        "c = clusters.cluster('local')\n"
+        "pids = [c.client.run_on_scheduler(os.getpid), *c.client.run(os.getpid).values()]\n"
+        "print(' '.join(map(str, pids)), flush=True)\n"
+        "if sys.argv[1] == 'kill':\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, how], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) >= 2, pids
+    if how == "kill":
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        time.sleep(0.5)
+    assert not alive, f"left behind after {how}: {alive}"

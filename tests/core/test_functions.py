@@ -1,0 +1,176 @@
+"""RemoteFunction on the embedded cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import jupyter_remote
+from jupyter_remote.core import cells
+from jupyter_remote.core.functions import RemoteFunction
+from jupyter_remote.core.refs import RemoteRef
+
+
+def square(x):
+    return x * x
+
+
+def test_call_runs_remotely_and_returns(local):
+    pid = jupyter_remote.function(os.getpid, cluster="local")()
+    assert pid != os.getpid()
+    assert jupyter_remote.function(square)(7) == 49
+
+
+def test_remote_output_is_printed_while_waiting(local, capsys):
+    def talk(n):
+        import sys
+
+        print("out", n)
+        print("err", n, file=sys.stderr)
+        return n
+
+    assert jupyter_remote.function(talk)(3) == 3
+    captured = capsys.readouterr()
+    assert "out 3" in captured.out
+    assert "err 3" in captured.err
+
+
+def test_decorator_forms(local):
+    @jupyter_remote.remote
+    def plain(x):
+        return x + 1
+
+    @jupyter_remote.remote(cluster="local", name="named")
+    def named(x):
+        return x + 2
+
+    assert isinstance(plain, RemoteFunction)
+    assert plain(1) == 2
+    assert named(1) == 3
+    assert named.name == "named"
+    assert plain.__name__ == "plain"
+
+
+def test_remote_returns_a_ref_at_once(local):
+    def slow(x):
+        import time
+
+        time.sleep(0.5)
+        return x
+
+    start = time.monotonic()
+    ref = jupyter_remote.function(slow).remote(11)
+    assert time.monotonic() - start < 0.4
+    assert isinstance(ref, RemoteRef)
+    assert ref.get() == 11
+    assert ref.status == "finished"
+
+
+def test_refs_as_arguments_stay_remote(local):
+    f = jupyter_remote.function(square)
+    a = f.remote(3)
+    b = jupyter_remote.function(lambda x, y: x + y).remote(a, y=a)
+    assert b.get() == 18
+    # nested inside containers too
+    total = jupyter_remote.function(lambda xs: sum(d["v"] for d in xs))
+    assert total([{"v": a}, {"v": b}]) == 27
+
+
+def test_map_keeps_order_and_batches(local):
+    f = jupyter_remote.function(square)
+    assert f.map(range(100)) == [x * x for x in range(100)]
+    assert f.map([]) == []
+    assert jupyter_remote.function(lambda a, b: a - b).map([5, 6], [1, 2]) == [4, 4]
+    assert jupyter_remote.function(pow).starmap([(2, 3), (3, 2)]) == [8, 9]
+
+
+def test_map_uses_few_tasks_for_many_items(local):
+    f = jupyter_remote.function(square)
+    per_task = f._batch_size(10_000)
+    assert 10_000 / per_task <= 4 * local.total_threads()
+    assert f.map(range(10_000))[-1] == 9999 * 9999
+
+
+def test_map_errors_return_and_raise(local):
+    def inv(x):
+        return 1 / x
+
+    f = jupyter_remote.function(inv)
+    out = f.map([1, 0, 2], errors="return")
+    assert out[0] == 1.0 and out[2] == 0.5
+    assert isinstance(out[1], ZeroDivisionError)
+    with pytest.raises(ZeroDivisionError) as info:
+        f.map([1, 0, 2])
+    assert any("item 1 of 3" in note for note in info.value.__notes__)
+    with pytest.raises(ValueError, match="errors must be"):
+        f.map([1], errors="ignore")
+
+
+def test_map_item_logs_carry_their_index(local, capsys):
+    def shout(x):
+        print("item", x)
+        return x
+
+    jupyter_remote.function(shout).map(range(3), batch_size=1)
+    out = capsys.readouterr().out
+    for i in range(3):
+        assert f"[{i}] item {i}" in out
+
+
+def test_enqueue_runs_one_at_a_time_in_order(local):
+    def stamp(i):
+        import time
+
+        start = time.time()
+        time.sleep(0.2)
+        return i, start, time.time()
+
+    f = jupyter_remote.function(stamp, name="test-queue-stamp")
+    refs = [f.enqueue(i) for i in range(4)]
+    got = jupyter_remote.get(refs)
+    assert [g[0] for g in got] == [0, 1, 2, 3]
+    for before, after in zip(got, got[1:]):
+        assert after[1] >= before[2] - 1e-3  # starts after the previous one ended
+
+
+def test_enqueue_survives_a_failed_call(local):
+    def maybe(i):
+        if i == 1:
+            raise ValueError("one")
+        return i
+
+    f = jupyter_remote.function(maybe, name="test-queue-maybe")
+    refs = [f.enqueue(i) for i in range(3)]
+    assert refs[0].get() == 0
+    with pytest.raises(ValueError, match="one"):
+        refs[1].get()
+    assert refs[2].get() == 2
+
+
+def test_to_binds_elsewhere(local):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as other:
+        f = jupyter_remote.function(os.getpid).to(other.scheduler_address)
+        assert f.cluster.address == other.scheduler_address
+        worker_pids = set(other.scheduler_info  # noqa: B018 - reach the cluster
+                          and jupyter_remote.cluster(other.scheduler_address).client.run(os.getpid).values())
+        assert f() in worker_pids
+        jupyter_remote.cluster(other.scheduler_address).close()
+
+
+def test_function_defined_in_a_cell_is_callable_later(local):
+    result = cells.run_cell("def triple(x):\n    return 3 * x\n", {}, local)
+    triple = RemoteFunction(result.refs["triple"], local, name="triple")
+    assert triple(4) == 12
+    assert triple.map([1, 2]) == [3, 6]
+    # and usable inside later cells, where it is the plain function
+    later = cells.run_cell("y = triple(5)\n", {"triple": triple}, local)
+    assert later.refs["y"].get() == 15
+
+
+def test_bad_function_argument():
+    with pytest.raises(TypeError, match="expects a function"):
+        jupyter_remote.function(42)
