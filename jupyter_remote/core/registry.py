@@ -75,7 +75,9 @@ def path() -> str:
     configured = config.get("registry-path")
     if configured:
         return os.path.abspath(os.path.expanduser(str(configured)))
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(base, "jupyter_remote", "clusters.json")
 
 

@@ -1,0 +1,80 @@
+/**
+ * The REST wire format of /jupyter-remote/api/, mirrored from
+ * jupyter_remote/server/models.py (the TypedDicts are the source of truth).
+ */
+
+export interface IAdaptive {
+  minimum: number;
+  maximum: number;
+}
+
+export interface ICall {
+  call: string;
+  label: string;
+  kind: string;
+  notebook: string | null;
+  pid: number | null;
+  state: 'queued' | 'running';
+  tasks: number;
+  worker: string | null;
+}
+
+export interface IEnvironment {
+  hash: string;
+  requirements: string[];
+  workers: number;
+}
+
+export interface ICluster {
+  name: string;
+  address: string | null;
+  source: 'server' | 'kernel' | 'config';
+  status: string;
+  error: string | null;
+  manageable: boolean;
+  dashboard: string | null;
+  dashboard_direct: string | null;
+  workers: number | null;
+  threads: number | null;
+  memory: number | null;
+  requested_workers: number | null;
+  adaptive: IAdaptive | null;
+  template: string | null;
+  options: Record<string, unknown>;
+  created: number | null;
+  pid: number | null;
+  notebook: string | null;
+}
+
+export interface IClusterDetail extends ICluster {
+  calls: ICall[];
+  environments: IEnvironment[];
+}
+
+export interface ITemplateOption {
+  name: string;
+  type: 'int' | 'float' | 'str' | 'bool';
+  default: unknown;
+  description: string;
+  minimum: number | null;
+}
+
+export interface ITemplate {
+  name: string;
+  title: string;
+  description: string;
+  factory: string;
+  options: ITemplateOption[];
+}
+
+export interface ICreateRequest {
+  name?: string;
+  template: string;
+  options: Record<string, unknown>;
+}
+
+export type IScaleRequest = { workers: number } | { adaptive: IAdaptive };
+
+export interface IMessage {
+  message: string;
+}

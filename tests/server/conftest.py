@@ -1,0 +1,79 @@
+"""A real Jupyter server (pytest-jupyter, token auth on) with the extension, and a registry
+file of the test's own, so nothing touches the user's registry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import dask.config
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def registry_path(tmp_path, monkeypatch):
+    """This test's registry; processes the test starts inherit it through the environment."""
+    fn = str(tmp_path / "registry" / "clusters.json")
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
+    with dask.config.set({"jupyter-remote.registry-path": fn}):
+        yield fn
+    kill_launchers(fn)
+
+
+def kill_launchers(fn: str) -> None:
+    """Stop whatever cluster processes a failed test left behind."""
+    try:
+        with open(fn) as f:
+            entries = json.load(f).get("clusters", {})
+    except (OSError, ValueError):
+        return
+    for entry in entries.values():
+        pid = entry.get("pid")
+        if entry.get("source") == "server" and isinstance(pid, int) and pid != os.getpid():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def jp_server_config(registry_path):
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_remote.server": True, "jupyter_server_proxy": True}
+        }
+    }
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """``await api("GET", "clusters")`` -> (status, JSON body); never raises on HTTP errors."""
+
+    async def call(method: str, *parts: str, body=None, headers=None):
+        kwargs = {"method": method, "raise_error": False, "headers": headers}
+        if body is not None:
+            kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        elif method in ("POST", "PATCH"):
+            kwargs["body"] = b""
+        response = await jp_fetch("jupyter-remote", "api", *parts, **kwargs)
+        text = response.body.decode() if response.body else ""
+        return response.code, (json.loads(text) if text else None)
+
+    return call
+
+
+async def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    """Poll an async predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")

@@ -1,0 +1,187 @@
+"""A cluster's whole life through the REST API: started in its own process, scaled, used by a
+real kernel by name (and the kernel's own cluster listed), a running call cancelled, shut down.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from jupyter_remote.core import registry
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def kernel(registry_path):
+    """A real IPython kernel that shares the test's registry."""
+    env = {**os.environ, "DASK_JUPYTER_REMOTE__REGISTRY_PATH": registry_path}
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def run(kc, code: str, timeout: float = 120) -> str:
+    """Execute ``code`` in the kernel; return its stdout, raise with its traceback."""
+    reply = kc.execute_interactive(
+        textwrap.dedent(code),
+        timeout=timeout,
+        output_hook=lambda msg: out.append(msg),
+    )
+    text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+    errors = [m["content"] for m in out if m["msg_type"] == "error"]
+    if reply["content"]["status"] != "ok":
+        raise AssertionError(
+            "\n".join(e.get("evalue", "") + "\n".join(e.get("traceback", [])) for e in errors)
+        )
+    out.clear()
+    return text
+
+
+out: list = []
+
+
+async def test_cluster_life(api, kernel, registry_path):
+    code, model = await api(
+        "POST", "clusters", body={"template": "local", "name": "lab-t", "options": {"n_workers": 1}}
+    )
+    assert code == 202, model
+    assert model["status"] == "starting"
+    assert model["manageable"] is True
+
+    # Started in its own process: the launcher, not this server.
+    launcher = registry.get("lab-t")["pid"]
+    assert launcher != os.getpid()
+
+    async def running():
+        _, m = await api("GET", "clusters", "lab-t")
+        return m if m["status"] == "running" and m["workers"] == 1 else None
+
+    model = await wait_for(running, 90, "lab-t running with 1 worker")
+    assert model["address"].startswith("tcp://127.0.0.1:")
+    assert model["threads"] == 1
+    assert model["memory"] > 0
+    assert model["dashboard"].startswith("/") and "/proxy/" in model["dashboard"]
+    assert model["environments"] == [] and model["calls"] == []
+
+    # A name taken is a conflict.
+    code, reply = await api("POST", "clusters", body={"template": "local", "name": "lab-t"})
+    assert code == 409, reply
+
+    # Scale to two workers.
+    code, model = await api("PATCH", "clusters", "lab-t", body={"workers": 2})
+    assert code == 200
+    assert model["requested_workers"] == 2
+
+    async def two():
+        _, m = await api("GET", "clusters", "lab-t")
+        return m if m["workers"] == 2 else None
+
+    await wait_for(two, 60, "two workers")
+
+    # Adaptive bounds are recorded and shown.
+    code, model = await api(
+        "PATCH", "clusters", "lab-t", body={"adaptive": {"minimum": 1, "maximum": 3}}
+    )
+    assert code == 200
+    assert model["adaptive"] == {"minimum": 1, "maximum": 3}
+    code, model = await api("PATCH", "clusters", "lab-t", body={"workers": 2})
+    assert code == 200 and model["adaptive"] is None
+
+    # A real kernel reaches it by name, and its own embedded cluster shows up in the list.
+    pid = int(run(kernel, "import os; print(os.getpid())"))
+    text = run(
+        kernel,
+        """
+        import jupyter_remote
+        c = jupyter_remote.cluster("lab-t")
+        print(c.address)
+        print(c.client.submit(lambda: 40 + 2).result())
+        jupyter_remote.cluster("local").client  # the kernel's embedded cluster
+        """,
+    )
+    assert text.split() == [model["address"], "42"]
+    _, listed = await api("GET", "clusters")
+    by_name = {m["name"]: m for m in listed}
+    mine = by_name[f"local-{pid}"]
+    assert (
+        mine["source"] == "kernel" and mine["status"] == "running" and mine["manageable"] is False
+    )
+    assert mine["workers"] >= 1
+
+    # A running remote call is listed with its kernel, and cancelled from here.
+    run(
+        kernel,
+        """
+        import time
+        slow = jupyter_remote.function(time.sleep, cluster="lab-t")
+        ref = slow.remote(60)
+        """,
+    )
+
+    async def a_call():
+        _, m = await api("GET", "clusters", "lab-t")
+        return [c for c in m["calls"] if c["state"] == "running"]
+
+    (call,) = await wait_for(a_call, 30, "the running call")
+    assert call["pid"] == pid
+    assert call["kind"]
+    code, reply = await api("DELETE", "clusters", "lab-t", "calls", call["call"])
+    assert code == 200, reply
+    assert "cancelled" in reply["message"]
+    status = run(
+        kernel,
+        """
+        for _ in range(100):
+            if ref.status != "pending":
+                break
+            time.sleep(0.1)
+        print(ref.status)
+        """,
+    )
+    assert status.strip() == "cancelled"
+    code, _ = await api("DELETE", "clusters", "lab-t", "calls", call["call"])
+    assert code == 404
+
+    # Shut down: the process ends, the entry goes, the kernel no longer finds the name.
+    code, reply = await api("DELETE", "clusters", "lab-t")
+    assert code == 202, reply
+
+    async def gone():
+        _, m = await api("GET", "clusters")
+        return all(x["name"] != "lab-t" for x in m) and not registry.pid_alive(launcher)
+
+    await wait_for(gone, 40, "lab-t shut down")
+    code, _ = await api("GET", "clusters", "lab-t")
+    assert code == 404
+
+
+async def test_a_cluster_that_fails_to_start_shows_its_error(api, registry_path):
+    code, model = await api(
+        "POST",
+        "clusters",
+        body={"template": "local", "name": "lab-bad", "options": {"memory_limit": "lots"}},
+    )
+    assert code == 202
+
+    async def failed():
+        _, m = await api("GET", "clusters", "lab-bad")
+        return m if m["status"] == "error" else None
+
+    model = await wait_for(failed, 60, "the start error")
+    assert "lots" in model["error"]
+    # The kernel gets the same story, not "unknown cluster".
+    from jupyter_remote.exceptions import ClusterConnectError
+
+    with pytest.raises(ClusterConnectError, match="failed to start"):
+        registry.lookup("lab-bad")
+    code, _ = await api("DELETE", "clusters", "lab-bad")
+    assert code == 202
+    code, _ = await api("GET", "clusters", "lab-bad")
+    assert code == 404
