@@ -9,6 +9,7 @@ the names the cell binds at top level.
 from __future__ import annotations
 
 import ast
+import functools
 import builtins
 import symtable
 from dataclasses import dataclass, field
@@ -175,8 +176,9 @@ def _nested_global_reads(table: symtable.SymbolTable) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=256)
 def analyze(source: str, filename: str = "<cell>") -> CellAnalysis:
-    """Return the inputs and outputs of ``source``.
+    """Return the inputs and outputs of ``source`` (cached: treat the result as read-only).
 
     Raises ``SyntaxError`` when the source does not parse, with the cell's own line numbers.
     """

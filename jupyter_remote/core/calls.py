@@ -92,17 +92,20 @@ class Call:
         Returns what happened, for the user.
         """
         client = self.cluster.client
-        running_on = self.log.worker if self.log.state == "running" else None
+        keys = [f.key for f in self.futures]
+        running_on = client.run_on_scheduler(runner.where_running, keys)
         client.cancel(self.futures)
+        interrupted = []
         if running_on:
-            stopped = client.run(runner.interrupt, self.id, workers=[running_on], on_error="return")
-            if stopped.get(running_on) is True:
-                what = (
-                    f"cancelled; the running code on {running_on} was interrupted (code inside "
-                    "one long call into C, such as time.sleep, stops when that call returns)"
-                )
-            else:
-                what = f"cancelled; it had already finished on {running_on}"
+            stopped = client.run(runner.interrupt, self.id, workers=running_on, on_error="return")
+            interrupted = [w for w, ok in stopped.items() if ok is True]
+        if interrupted:
+            what = (
+                f"cancelled; the running code on {', '.join(interrupted)} was interrupted (code "
+                "inside one long call into C, such as time.sleep, stops when that call returns)"
+            )
+        elif running_on:
+            what = "cancelled; it had just finished"
         else:
             what = "cancelled before it started"
         self.finish("cancelled")
@@ -139,23 +142,28 @@ def wait(
     call: Call,
     futures: Sequence | None = None,
     *,
+    fetch: Sequence = (),
     timeout: float | None = None,
     on_lines: Callable[[list[logs.LogLine]], None] | None = None,
-    on_done: Callable[[Any], None] | None = None,
-) -> None:
-    """Block until ``futures`` (default: all of the call's) are done.
+) -> list:
+    """Block until ``futures`` and ``fetch`` are done; return the values of ``fetch``.
 
-    Log lines reach ``on_lines`` in the calling thread as they arrive. ``on_done(future)``
-    is called, also in this thread, as each future finishes. A timeout or an interrupt
-    cancels the call and raises.
+    The values are fetched on the client's event loop as each one finishes (one hop less
+    than ``future.result()`` from this thread). Log lines reach ``on_lines`` in the calling
+    thread as they arrive. A failure raises the user-facing exception; a timeout or an
+    interrupt cancels the call and raises.
     """
-    futures = list(call.futures if futures is None else futures)
+    fetch = list(fetch)
+    others = [f for f in (call.futures if futures is None else futures) if f not in fetch]
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     if on_lines is not None:
         call.log.listen(lambda _log, lines: lines and inbox.put(lines))
-    for future in futures:
-        future.add_done_callback(lambda f: inbox.put((_DONE, f)))
-    pending = len(futures)
+    for future in others:
+        future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
+    for index, future in enumerate(fetch):
+        call.cluster.client.loop.add_callback(_fetch, future, index, inbox)
+    values: list = [None] * len(fetch)
+    pending = len(fetch) + len(others)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while pending:
@@ -167,9 +175,13 @@ def wait(
             except queue.Empty:
                 continue
             if isinstance(item, tuple) and item and item[0] is _DONE:
+                _, index, ok, value = item
                 pending -= 1
-                if on_done is not None:
-                    on_done(item[1])
+                if not ok:
+                    _drain(inbox, on_lines)
+                    raise translate(value, call.label)
+                if index is not None:
+                    values[index] = value
             elif on_lines is not None:
                 on_lines(item)
         _drain(inbox, on_lines)
@@ -183,6 +195,16 @@ def wait(
     except KeyboardInterrupt:
         call.cancel()
         raise
+    return values
+
+
+async def _fetch(future, index: int, inbox: queue.SimpleQueue) -> None:
+    try:
+        value = await future
+    except BaseException as exc:  # the remote failure, or a cancellation
+        inbox.put((_DONE, index, False, exc))
+    else:
+        inbox.put((_DONE, index, True, value))
 
 
 class _Timeout(Exception):
@@ -198,11 +220,3 @@ def _drain(inbox: queue.SimpleQueue, on_lines) -> None:
             return
         if on_lines is not None and not (isinstance(item, tuple) and item and item[0] is _DONE):
             on_lines(item)
-
-
-def result(call: Call, future) -> Any:
-    """The value of a finished future, or the user-facing exception of its failure."""
-    try:
-        return future.result()
-    except BaseException as exc:
-        raise translate(exc, call.label)  # noqa: B904 (the remote traceback is the cause)

@@ -124,8 +124,9 @@ def run_cell(
     try:
         # The takes run right after the cell, on its worker: waiting for them too costs
         # about a millisecond and leaves every ref finished when the cell returns.
-        calls.wait(call, [main, *takes.values()], timeout=timeout, on_lines=on_lines)
-        meta = calls.result(call, main)
+        [meta] = calls.wait(
+            call, list(takes.values()), fetch=[main], timeout=timeout, on_lines=on_lines
+        )
     except BaseException:
         call.finish("cancelled" if main.status == "cancelled" else "failed")
         for f in takes.values():

@@ -105,8 +105,7 @@ class RemoteFunction:
         view = _view_factory()
         view.start(call)
         try:
-            calls.wait(call, [future], on_lines=view.on_lines)
-            value = calls.result(call, future)
+            [value] = calls.wait(call, [], fetch=[future], on_lines=view.on_lines)
         except BaseException:
             call.finish("failed")
             view.finish(call)
@@ -155,8 +154,9 @@ class RemoteFunction:
         view = _view_factory()
         view.start(call)
         try:
-            calls.wait(call, futures, timeout=timeout, on_lines=view.on_lines)
-            batches = [calls.result(call, f) for f in futures]
+            batches = calls.wait(
+                call, [], fetch=futures, timeout=timeout, on_lines=view.on_lines
+            )
         except BaseException:
             call.finish("failed")
             view.finish(call)

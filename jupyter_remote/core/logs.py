@@ -15,6 +15,7 @@ state changes; views only draw.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import sys
@@ -35,14 +36,60 @@ class LogLine(TypedDict, total=False):
     index: int  # for map items: the item's position
 
 
+class PackedLines(TypedDict):
+    """Many lines in a few objects (a flood costs the scheduler and client per object).
+
+    ``text[i]`` was written at ``t0 + dt[i] / 1e6``; each run ``[start, stream, level,
+    index]`` describes the lines from ``start`` to the next run's start.
+    """
+
+    text: list[str]
+    t0: float
+    dt: list[int]
+    runs: list[list]
+
+
 class LogEvent(TypedDict, total=False):
     call: str
-    lines: list[LogLine]
+    lines: list[LogLine]  # as plain lines (few), or:
+    packed: PackedLines  # as packed lines (what sinks send)
     state: str  # "running" | "building" | ...
     worker: str
     batch: int  # map progress: this batch has `done` items finished, `failed` of them failed
     done: int
     failed: int
+
+
+def pack(lines: list[LogLine]) -> PackedLines:
+    t0 = lines[0].get("t", 0.0) if lines else 0.0
+    runs: list[list] = []
+    key = None
+    for i, line in enumerate(lines):
+        this = (line.get("stream", "stdout"), line.get("level"), line.get("index"))
+        if this != key:
+            key = this
+            runs.append([i, *this])
+    return {
+        "text": [line.get("text", "") for line in lines],
+        "t0": t0,
+        "dt": [int((line.get("t", t0) - t0) * 1e6) for line in lines],
+        "runs": runs,
+    }
+
+
+def unpack(packed: PackedLines) -> list[LogLine]:
+    text, dt, t0, runs = packed["text"], packed["dt"], packed["t0"], packed["runs"]
+    out: list[LogLine] = []
+    for r, (start, stream, level, index) in enumerate(runs):
+        end = runs[r + 1][0] if r + 1 < len(runs) else len(text)
+        extra: dict[str, Any] = {}
+        if level is not None:
+            extra["level"] = level
+        if index is not None:
+            extra["index"] = index
+        for i in range(start, end):
+            out.append({"stream": stream, "text": text[i], "t": t0 + dt[i] / 1e6, **extra})  # type: ignore[typeddict-item]
+    return out
 
 
 def topic_for(client_id: str) -> str:
@@ -127,6 +174,7 @@ class Sink:
         self._pending: list[LogLine] = []
         self._partial: dict[str, str] = {}
         self._scheduled = False
+        self.closed = False
 
     def write(self, stream: Stream, text: str) -> None:
         if not text:
@@ -151,8 +199,20 @@ class Sink:
     def state(self, state: str, **info: Any) -> None:
         self._emit({"call": self.call, "state": state, **info})
 
+    def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
+        """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
+        event = {"call": self.call, "state": state, **info}
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if not self.closed:
+                self._emit(event)  # type: ignore[arg-type]
+
+        self._schedule(later)
+
     def close(self) -> None:
         """Ship what is left, partial lines included."""
+        self.closed = True
         with self._lock:
             for stream, rest in self._partial.items():
                 self._pending.append(self._line(stream, rest, time.time()))  # type: ignore[arg-type]
@@ -175,7 +235,7 @@ class Sink:
             lines, self._pending = self._pending, []
             self._scheduled = False
         if lines:
-            self._emit({"call": self.call, "lines": lines})
+            self._emit({"call": self.call, "packed": pack(lines)})
 
 
 class capture:
@@ -234,7 +294,7 @@ class CallLog:
             self._listeners.append(listener)
 
     def feed(self, event: LogEvent) -> None:
-        lines = event.get("lines") or []
+        lines = event.get("lines") or (unpack(event["packed"]) if "packed" in event else [])
         with self._lock:
             self.lines.extend(lines)
             if "state" in event:

@@ -46,7 +46,8 @@ def run(data: bytes, *dependencies: Any) -> Any:
     call = spec["call"]
     sink = logs.worker_sink(call, spec["topic"])
     worker = _worker_address()
-    sink.state("running", worker=worker)
+    # Announced only if the call lasts: a quick call should not pay for an extra message.
+    sink.state_soon("running", worker=worker)
     _running[call] = threading.get_ident()
     try:
         with logs.capture(sink):
@@ -240,6 +241,16 @@ def unwrap(outcome: tuple[bool, Any]) -> Any:
 
 
 # -- stopping ------------------------------------------------------------------------------
+def where_running(keys: list[str], dask_scheduler=None) -> list[str]:
+    """On the scheduler: the workers currently running any of ``keys``."""
+    out = set()
+    for key in keys:
+        ts = dask_scheduler.tasks.get(key)
+        if ts is not None and ts.processing_on is not None:
+            out.add(ts.processing_on.address)
+    return sorted(out)
+
+
 def interrupt(call: str) -> bool:
     """Stop a running call by raising in its thread; True if it was running here.
 
