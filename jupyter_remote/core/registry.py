@@ -90,7 +90,11 @@ def pid_alive(pid: object) -> bool:
         return False
     except PermissionError:  # alive, owned by someone else
         return True
-    return True
+    try:  # a zombie (exited, not reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _live(entry: dict) -> bool:
