@@ -297,8 +297,10 @@ class CallLog:
         lines = event.get("lines") or (unpack(event["packed"]) if "packed" in event else [])
         with self._lock:
             self.lines.extend(lines)
-            if "state" in event:
-                self.state = event["state"]
+            if "state" in event and (self.state not in FINAL_STATES or event["state"] in FINAL_STATES):
+                self.state = event["state"]  # a late 'running' never revives a finished call
+            elif lines and self.state == "queued":
+                self.state = "running"  # its lines prove it runs ('running' is sent late)
             if event.get("worker"):
                 self.worker = event["worker"]
             if "batch" in event:

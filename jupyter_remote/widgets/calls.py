@@ -43,11 +43,12 @@ _STDERR_STYLE = "color:#b00020;background:#fdecee"
 
 class Coalescer:
     """Run ``draw`` on an event loop: a lone poke at once, a stream of pokes at most once
-    per ``interval`` seconds. ``poke`` may be called from any thread."""
+    per ``interval`` seconds (the drawer may change it). ``poke`` may be called from any
+    thread."""
 
     def __init__(self, loop, interval: float, draw: Callable[[], None]):
         self._loop = loop
-        self._interval = interval
+        self.interval = interval
         self._draw = draw
         self._lock = threading.Lock()
         self._pending = False
@@ -65,7 +66,7 @@ class Coalescer:
         self._loop.add_callback(self._due)
 
     def _due(self) -> None:
-        wait = self._last + self._interval - time.monotonic()
+        wait = self._last + self.interval - time.monotonic()
         if wait > 0:
             self._loop.call_later(wait, self._fire)
         else:
@@ -115,14 +116,22 @@ class CallWidget(w.VBox):
     max_lines
         Lines kept in the view (default: ``jupyter-remote.logs.max-lines``).
     interval
-        Least time between two redraws during a flood, in seconds.
+        Most time between two redraws during a flood, in seconds. The pause between
+        redraws grows with the lines shown (``PER_LINE`` each, at least ``MIN_INTERVAL``):
+        a short log redraws within milliseconds, a full one about ten times a second, so
+        the frontend re-renders a bounded number of lines per second.
     """
+
+    MIN_INTERVAL = 0.015
+    PER_LINE = 40e-6
 
     def __init__(self, call, *, max_lines: int | None = None, interval: float | None = None):
         self.call = call
         self.call_log = call.log
         self.max_lines = int(max_lines if max_lines is not None else config.get("logs.max-lines", 1000))
-        interval = float(interval if interval is not None else config.get("logs.redraw-interval", 0.08))
+        self.max_interval = float(
+            interval if interval is not None else config.get("logs.redraw-interval", 0.1)
+        )
         self.note = ""
         self._message = ""
         self._drawn_lines = -1
@@ -153,7 +162,7 @@ class CallWidget(w.VBox):
         self._draw()
         loop = call.cluster.client.loop
         self._loop = loop
-        self._coalescer = Coalescer(loop, interval, self._draw)
+        self._coalescer = Coalescer(loop, self.MIN_INTERVAL, self._draw)
         self.call_log.listen(lambda log_, _lines: self._coalescer.poke(log_.state in FINAL_STATES))
         loop.add_callback(self._tick)
 
@@ -172,6 +181,7 @@ class CallWidget(w.VBox):
     def _draw(self) -> None:
         log_ = self.call_log
         call = self.call
+        now = log_.state  # read once: it may change on another thread while we draw
         # Lines first, status last: a frontend that sees the final state has every line.
         total = len(log_.lines)
         if total != self._drawn_lines:
@@ -184,18 +194,21 @@ class CallWidget(w.VBox):
                 if hidden else ""
             )
             self.lines.value = log_html(lines) if lines else ""
+            if hasattr(self, "_coalescer"):
+                self._coalescer.interval = min(
+                    self.max_interval, max(self.MIN_INTERVAL, len(lines) * self.PER_LINE)
+                )
         if log_.total is not None:
             self.progress.max = max(1, log_.total)
             self.progress.value = min(log_.done, log_.total)
             self.progress.bar_style = (
-                "danger" if log_.failed else "success" if log_.state == "done" else "info"
+                "danger" if log_.failed else "success" if now == "done" else "info"
             )
             self.progress_text.value = html.escape(log_.progress())
-        final = log_.state in FINAL_STATES
-        self.cancel_button.disabled = final
+        self.cancel_button.disabled = now in FINAL_STATES
         self.message.value = f"<i>{html.escape(self._message)}</i>" if self._message else ""
-        color = _STATE_COLORS.get(log_.state, "#333")
-        state = html.escape(STATE_WORDS.get(log_.state, log_.state))
+        color = _STATE_COLORS.get(now, "#333")
+        state = html.escape(STATE_WORDS.get(now, now))
         parts = [
             f"<b>{html.escape(call.label)}</b> on <code>{html.escape(call.cluster.name)}</code>",
             f"<span class='jr-state' style='color:{color};font-weight:bold'>{state}</span>",

@@ -17,7 +17,8 @@ def test_a_plain_shell_gets_the_text_view(shell):
 def test_text_view_prints_state_and_lines(run, capsys):
     run(
         "%%remote --out v\n"
-        "import sys, logging, warnings\n"
+        "import sys, logging, time\n"
+        "time.sleep(0.2)  # 'running' (with the worker) is announced for calls that last\n"
         "print('to stdout')\n"
         "print('to stderr', file=sys.stderr)\n"
         "logging.getLogger('job').error('it broke')\n"
