@@ -112,6 +112,7 @@ def run_cell(
                 key=f"{name}-{call.id}",
                 pure=False,
             )
+        call.futures.extend(takes.values())  # cancelling the call cancels its refs too
     if on_call is not None:
         on_call(call)
     result = CellResult(call)

@@ -31,6 +31,7 @@ _kept: dict[str, dict[str, Any]] = {}
 _kept_lock = threading.Lock()
 # Threads running calls, so ``interrupt`` can stop one: {call: thread ident}
 _running: dict[str, int] = {}
+_running_lock = threading.Lock()
 
 
 def run(data: bytes, *dependencies: Any) -> Any:
@@ -48,18 +49,31 @@ def run(data: bytes, *dependencies: Any) -> Any:
     worker = _worker_address()
     # Announced only if the call lasts: a quick call should not pay for an extra message.
     sink.state_soon("running", worker=worker)
-    _running[call] = threading.get_ident()
+    with _running_lock:
+        _running[call] = threading.get_ident()
     try:
         with logs.capture(sink):
-            return _dispatch(spec, sink, worker)
+            result = _dispatch(spec, sink, worker)
+        _stop_interrupts(call)
+        return result
     except RemoteTaskError as exc:
+        _stop_interrupts(call)
         error = exc
     except BaseException as exc:  # async stops (interrupt) included
+        _stop_interrupts(call)
         error = payload.pack_exception(exc)
-    finally:
-        _running.pop(call, None)
     error.__context__ = None
     raise error
+
+
+def _stop_interrupts(call: str) -> None:
+    """After this, ``interrupt`` can no longer target this thread for ``call``.
+
+    Taken under the lock ``interrupt`` holds, so an interrupt is either raised inside the
+    call (and reported as a cancellation) or not at all: never in later work of the thread.
+    """
+    with _running_lock:
+        _running.pop(call, None)
 
 
 def _dispatch(spec: dict, sink: logs.Sink, worker: str) -> Any:
@@ -257,10 +271,11 @@ def interrupt(call: str) -> bool:
     Python checks for the exception between bytecodes: pure-Python work stops at once,
     a long call into C (``time.sleep``, a big numpy operation) stops when it returns.
     """
-    ident = _running.get(call)
-    if ident is None:
-        return False
-    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(RemoteCancelledError)
-    )
+    with _running_lock:
+        ident = _running.get(call)
+        if ident is None:
+            return False
+        n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(RemoteCancelledError)
+        )
     return n == 1
