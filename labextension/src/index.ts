@@ -44,7 +44,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
           return false;
         }
         const notebook = panel.content;
-        NotebookActions.insertBelow(notebook);
+        const current = notebook.activeCell;
+        // An empty code cell (as left by Shift+Enter at the end) is reused, not skipped over.
+        if (
+          !current ||
+          current.model.type !== 'code' ||
+          current.model.sharedModel.getSource().trim() !== ''
+        ) {
+          NotebookActions.insertBelow(notebook);
+        }
         const cell = notebook.activeCell;
         if (!cell) {
           return false;

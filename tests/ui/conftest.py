@@ -1,0 +1,69 @@
+"""A real ``jupyter lab`` on loopback with a token, and Debian's Chromium driven by Playwright.
+
+The browser is the system's (``apt-get install chromium``); Playwright's own browser download
+is never used. Tests skip, loudly, only when no Chromium binary is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+
+import dask.config
+import pytest
+
+from tests.server.conftest import kill_launchers
+from tests.server.realserver import JupyterProcess
+
+CHROMIUM = os.environ.get("JUPYTER_REMOTE_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+def registry_path(tmp_path, monkeypatch):
+    fn = str(tmp_path / "registry" / "clusters.json")
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
+    with dask.config.set({"jupyter-remote.registry-path": fn}):
+        yield fn
+    kill_launchers(fn)
+
+
+@pytest.fixture
+def lab(tmp_path, registry_path):
+    server = JupyterProcess(tmp_path, registry_path, app="lab")
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": "%load_ext jupyter_remote"},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    (server.root / "remote.ipynb").write_text(json.dumps(notebook))
+    server.start()
+    yield server
+    with contextlib.suppress(Exception):
+        server.request("DELETE", "api/kernels/" + "")  # nothing; kernels die with the server
+    server.stop()
+
+
+@pytest.fixture
+def page(tmp_path):
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}: run .ci/ui-setup.sh (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+        browser.close()

@@ -1,0 +1,101 @@
+"""The Remote clusters sidebar in a real JupyterLab, driven in Chromium.
+
+Each step that fails leaves a screenshot (its path is in the failure message): in
+``$JUPYTER_REMOTE_UI_ARTIFACTS`` if set, else in the test's tmp directory. With
+``JUPYTER_REMOTE_SCREENSHOT=docs/sidebar.png`` the test also saves the sidebar picture used in
+the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from jupyter_remote.core import registry
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def step(page, tmp_path):
+    where = Path(os.environ.get("JUPYTER_REMOTE_UI_ARTIFACTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def run(name: str):
+        try:
+            yield
+        except BaseException as exc:
+            shot = where / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(shot), full_page=True)
+            raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
+
+    return run
+
+
+def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
+    card = page.locator('.jr-Card[data-cluster="lab-ui"]')
+
+    with step("open the notebook and load the extension"):
+        page.goto(f"{lab.url}/lab/tree/remote.ipynb?reset&token={lab.token}")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        # The kernel must be connected (status bar "| Idle") or the run is dropped.
+        page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.locator(".jp-Notebook .jp-Cell").first.locator(
+            ".jp-InputPrompt", has_text="[1]"
+        ).wait_for(timeout=60_000)
+
+    with step("open the sidebar"):
+        page.locator('.jp-SideBar [data-id="jupyter-remote-sidebar"]').click()
+        page.locator(".jr-Sidebar").wait_for()
+        page.locator(".jr-Sidebar-title", has_text="Remote clusters").wait_for()
+
+    with step("create a cluster from the form"):
+        page.locator('[data-action="new-cluster"]').click()
+        form = page.locator(".jr-Form")
+        form.locator('select[name="template"]').wait_for()
+        form.locator('input[name="name"]').fill("lab-ui")
+        form.locator('input[name="n_workers"]').fill("1")
+        form.locator('[data-action="start-cluster"]').click()
+        card.wait_for()
+        page.locator('.jr-Card[data-cluster="lab-ui"][data-status="running"]').wait_for(
+            timeout=90_000
+        )
+        assert registry.get("lab-ui")["source"] == "server"
+
+    with step("scale it to 2 workers"):
+        card.locator('[data-field="workers"]').fill("2")
+        card.locator('[data-action="scale"]').click()
+        card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
+
+    with step("expand the card: environments and calls"):
+        card.locator(".jr-Card-toggle").click()
+        card.locator(".jr-Card-details", has_text="No requirement environments").wait_for()
+        card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
+        shot = os.environ.get("JUPYTER_REMOTE_SCREENSHOT")
+        if shot:
+            page.locator("#jupyter-remote-sidebar").screenshot(path=shot)
+
+    with step("insert the %%remote cell, run it and see its output"):
+        card.locator('[data-action="insert-cell"]').click()
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cell = cells.filter(has=page.locator(".cm-content", has_text="%%remote lab-ui"))
+        cell.wait_for()
+        assert cells.count() == 2  # the empty cell left by Shift+Enter was reused
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("import os\nprint('remote says', 6 * 7, os.getpid() != 0)")
+        page.keyboard.press("Shift+Enter")
+        cell.locator(".jp-OutputArea", has_text="remote says 42 True").wait_for(timeout=60_000)
+
+    with step("shut the cluster down"):
+        card.locator('[data-action="shutdown"]').click()
+        card.wait_for(state="detached", timeout=60_000)
+        assert registry.get("lab-ui") is None
