@@ -9,8 +9,8 @@ the names the cell binds at top level.
 from __future__ import annotations
 
 import ast
-import functools
 import builtins
+import functools
 import symtable
 from dataclasses import dataclass, field
 
@@ -34,6 +34,7 @@ class _TopLevel(ast.NodeVisitor):
         self.bound: set[str] = set()
         self.inputs: dict[str, None] = {}  # ordered set
         self.outputs: dict[str, None] = {}
+        self.imported: set[str] = set()  # names bound only by import statements
         self.star_import = False
 
     # -- helpers -------------------------------------------------------------------------
@@ -41,9 +42,13 @@ class _TopLevel(ast.NodeVisitor):
         if name not in self.bound:
             self.inputs.setdefault(name, None)
 
-    def _bind(self, name: str) -> None:
+    def _bind(self, name: str, by_import: bool = False) -> None:
         self.bound.add(name)
         self.outputs.setdefault(name, None)
+        if by_import:
+            self.imported.add(name)
+        else:
+            self.imported.discard(name)
 
     def _visit_all(self, nodes) -> None:
         for node in nodes:
@@ -102,14 +107,14 @@ class _TopLevel(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self._bind(alias.asname or alias.name.split(".")[0])
+            self._bind(alias.asname or alias.name.split(".")[0], by_import=True)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
             if alias.name == "*":
                 self.star_import = True
             else:
-                self._bind(alias.asname or alias.name)
+                self._bind(alias.asname or alias.name, by_import=True)
 
     def visit_Global(self, node: ast.Global) -> None:  # no effect at module level
         pass
@@ -196,7 +201,10 @@ def analyze(source: str, filename: str = "<cell>") -> CellAnalysis:
     inputs = [n for n in inputs if not (n.startswith("__") and n.endswith("__"))]
     return CellAnalysis(
         inputs=inputs,
-        outputs=[n for n in walker.outputs if not n.startswith("__")],
+        # Modules are never outputs; a name bound only by imports is (almost surely) one.
+        outputs=[
+            n for n in walker.outputs if not n.startswith("__") and n not in walker.imported
+        ],
         star_import=walker.star_import,
         has_expression=bool(tree.body) and isinstance(tree.body[-1], ast.Expr),
     )

@@ -9,9 +9,11 @@ an entry of dask config ``jupyter-remote.clusters.NAME`` (``address:`` or ``fact
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -171,6 +173,8 @@ class Cluster:
             "source": self.source,
             "dashboard": self.dashboard_link,
         }
+        if self.embedded and self._cluster is not None:
+            out["log"] = embedded_log_path()
         if self.connected:
             workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
             out["workers"] = len(workers)
@@ -231,11 +235,14 @@ def _start_embedded():
         from distributed.deploy.subprocess import SubprocessCluster
 
         worker_kwargs["preload_nanny"] = preload
-        cluster = SubprocessCluster(
-            scheduler_kwargs={"preload": preload},
-            worker_kwargs=worker_kwargs,
-            **common,
-        )
+        # The workers' own logs (Dask's "Compute Failed" for every remote exception, say)
+        # go to a file: inherited, the kernel's stderr would print them into notebook cells.
+        with _stderr_to(embedded_log_path()):
+            cluster = SubprocessCluster(
+                scheduler_kwargs={"preload": preload},
+                worker_kwargs=worker_kwargs,
+                **common,
+            )
     else:
         from distributed import LocalCluster
 
@@ -246,6 +253,28 @@ def _start_embedded():
             **common,
         )
     return cluster
+
+
+def embedded_log_path() -> str:
+    """Where the embedded cluster of this process writes its logs."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"jupyter-remote-local-{os.getpid()}.log")
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """Point file descriptor 2 at ``path`` while processes are spawned (they inherit it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(fd)
+        os.close(saved)
 
 
 # -- names ---------------------------------------------------------------------------------

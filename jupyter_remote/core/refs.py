@@ -100,9 +100,10 @@ class RemoteRef:
     def get(self, timeout: float | None = None) -> Any:
         """Download the value into the notebook (raises the remote exception if it failed)."""
         try:
-            return self._future.result(timeout=timeout)
+            value = self._future.result(timeout=timeout)
         except BaseException as exc:
             raise translate(exc, self.label)  # noqa: B904 (the remote traceback is the cause)
+        return _check_bound(value)
 
     result = get
 
@@ -159,6 +160,17 @@ def _identity(x):
     return x
 
 
+def _check_bound(value: Any) -> Any:
+    from jupyter_remote.core.runner import Unbound
+
+    if isinstance(value, Unbound):
+        raise NameError(
+            f"{value.label} was not bound when the cell ran (a branch that did not run, "
+            "or a module, which never becomes a ref)"
+        )
+    return value
+
+
 def format_bytes(n: int) -> str:
     from dask.utils import format_bytes as fmt
 
@@ -206,7 +218,9 @@ def get(ref_or_refs: Any) -> Any:
             return type(ref_or_refs)()
         client = futures[0].client
         try:
-            values = client.gather(futures)
+            values = [_check_bound(v) for v in client.gather(futures)]
+        except NameError:
+            raise
         except BaseException as exc:
             failed = next((r for r in items if getattr(r, "status", "") == "error"), None)
             label = getattr(failed, "label", "a remote value")

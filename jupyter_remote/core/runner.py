@@ -139,6 +139,20 @@ def _run_cell(spec: dict, worker: str) -> dict:
     return result
 
 
+class Unbound:
+    """Stands for a name the cell did not bind on this run (or bound to a module).
+
+    ``take`` returns it rather than failing, so Dask logs no error for what is not one;
+    the client drops such refs, and ``RemoteRef.get`` explains if one is ever read.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<{self.label} was not bound>"
+
+
 _UNBOUND = object()
 
 
@@ -158,7 +172,7 @@ def take(call: str, name: str, label: str, *_after: Any) -> Any:
         if not kept:
             del _kept[call]
     if value is _UNBOUND:
-        raise NameError(f"{label} was not bound when the cell ran (a branch that did not run?)")
+        return Unbound(label)
     return value
 
 

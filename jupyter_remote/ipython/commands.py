@@ -214,7 +214,10 @@ def logs_cmd(shell, words: list[str]) -> None:
     from jupyter_remote.core import clusters
     from jupyter_remote.core.functions import print_lines
 
-    logs = [log for c in clusters.all_clusters() if c.connected for log in c.router.calls()]
+    logs = sorted(
+        (log for c in clusters.all_clusters() if c.connected for log in c.router.calls()),
+        key=lambda log: log.started,
+    )
     if not args.call:
         if not logs:
             print("no remote calls yet")

@@ -95,8 +95,9 @@ class RemoteMagics(Magics):
         from jupyter_remote.ipython import render
 
         cluster = _cluster(args.cluster)
-        count = getattr(self.shell, "execution_count", None)
-        label = f"cell In[{count}]" if count is not None else "remote cell"
+        # IPython counts the running cell before running it: its number is one less.
+        count = getattr(self.shell, "execution_count", 1) - 1
+        label = f"cell In[{count}]" if count > 0 else "remote cell"
         # One leading newline: the remote traceback's line numbers then match the cell's,
         # whose line 1 is the %%remote line.
         source = "\n" + cell

@@ -70,7 +70,14 @@ def test_other_binding_forms():
     )
     found = analyze(src)
     assert set(found.inputs) == {"open", "fn", "range", "ValueError", "compute"}
-    assert {"np", "path", "fh", "text", "i", "err", "n", "m", "r"} <= set(found.outputs)
+    assert {"fh", "text", "i", "err", "n", "m", "r"} <= set(found.outputs)
+    # imported names are modules (or importable anyway): never outputs
+    assert not {"np", "path"} & set(found.outputs)
+
+
+def test_a_name_rebound_after_its_import_is_an_output():
+    assert analyze("import json\njson = 3\n").outputs == ["json"]
+    assert analyze("x = 1\nimport x\n").outputs == []
 
 
 def test_match_statement_captures_bind():

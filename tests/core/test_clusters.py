@@ -78,7 +78,7 @@ def test_bad_config_entries_are_explained():
             clusters.cluster("broken")
     with dask.config.set({"jupyter-remote.clusters": {"badfactory": {"factory": "nowhere.Cluster"}}}):
         with pytest.raises(ClusterConnectError, match="cannot be imported"):
-            clusters.cluster("badfactory").client
+            _ = clusters.cluster("badfactory").client
 
 
 def test_embedded_cluster_has_worker_processes_and_its_own_scheduler_process(local):
