@@ -13,7 +13,6 @@ import queue
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import dask
 

@@ -9,7 +9,6 @@ from distributed import LocalCluster
 
 import jupyter_remote
 from jupyter_remote.core import cells, clusters
-from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
 
 
