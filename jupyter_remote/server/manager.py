@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 PROBE_TIMEOUT = 3.0
+RETRY_UNREACHABLE = 15.0  # seconds before an unreachable scheduler is tried again
 
 
 class BadRequest(ValueError):
@@ -79,6 +80,7 @@ class ClusterManager:
         self._clients: dict[str, Any] = {}
         self._children: dict[str, subprocess.Popen] = {}
         self._stoppers: set[asyncio.Task] = set()
+        self._unreachable: dict[str, tuple[float, str]] = {}
 
     # -- templates ----------------------------------------------------------------------
     def templates(self) -> list[TemplateModel]:
@@ -215,13 +217,22 @@ class ClusterManager:
         """Fill in workers, threads, memory and a dashboard link from the scheduler."""
         if model["status"] != "running" or not model["address"]:
             return
+        address = model["address"]
+        failed = self._unreachable.get(address)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_UNREACHABLE:
+            # Don't make every refresh wait for the same timeout again.
+            model["status"], model["error"] = "unreachable", model["error"] or failed[1]
+            return
         try:
-            client = await self._client(model["address"])
+            client = await self._client(address)
             info = await asyncio.wait_for(client.scheduler.identity(n_workers=-1), PROBE_TIMEOUT)
         except Exception as exc:
+            error = f"cannot reach the scheduler at {address}: {type(exc).__name__}: {exc}"
+            self._unreachable[address] = (time.monotonic(), error)
             model["status"] = "unreachable"
-            model["error"] = model["error"] or f"{type(exc).__name__}: {exc}"
+            model["error"] = model["error"] or error
             return
+        self._unreachable.pop(address, None)
         workers = info.get("workers", {}) or {}
         model["workers"] = len(workers)
         model["threads"] = sum(w.get("nthreads", 0) for w in workers.values())

@@ -47,7 +47,7 @@ def run(kc, code: str, timeout: float = 120) -> str:
 out: list = []
 
 
-async def test_cluster_life(api, kernel, registry_path):
+async def test_cluster_life(api, jp_fetch, kernel, registry_path):
     code, model = await api(
         "POST", "clusters", body={"template": "local", "name": "lab-t", "options": {"n_workers": 1}}
     )
@@ -69,6 +69,16 @@ async def test_cluster_life(api, kernel, registry_path):
     assert model["memory"] > 0
     assert model["dashboard"].startswith("/") and "/proxy/" in model["dashboard"]
     assert model["environments"] == [] and model["calls"] == []
+
+    # The dashboard is served through the Jupyter server's proxy, with Jupyter's auth.
+    path = model["dashboard"].split("/", 2)[2]  # drop the base URL
+    response = await jp_fetch(*path.split("/"), raise_error=False)
+    assert response.code == 200, response.code
+    assert b"Dask" in response.body or b"bokeh" in response.body.lower()
+    response = await jp_fetch(
+        *path.split("/"), headers={"Authorization": ""}, raise_error=False, follow_redirects=False
+    )
+    assert response.code in (302, 401, 403)
 
     # A name taken is a conflict.
     code, reply = await api("POST", "clusters", body={"template": "local", "name": "lab-t"})

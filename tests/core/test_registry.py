@@ -1,0 +1,162 @@
+"""The cluster registry file: private, atomic, locked, validated; and the kernel-side hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import dask.config
+import pytest
+from distributed import LocalCluster
+
+from jupyter_remote.core import clusters, registry
+from jupyter_remote.exceptions import ClusterConnectError
+
+
+@pytest.fixture
+def path(tmp_path, monkeypatch):
+    fn = str(tmp_path / "reg" / "clusters.json")
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
+    with dask.config.set({"jupyter-remote.registry-path": fn}):
+        yield fn
+
+
+def test_nothing_is_written_until_something_is_registered(path):
+    code = "import jupyter_remote, jupyter_remote.core.clusters, jupyter_remote.core.registry as r; r.entries(); r.get('x'); r.remove('x')"
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_file_is_private_and_replaced_whole(path):
+    registry.put({"name": "lab-1", "source": "server", "pid": os.getpid(), "status": "running"})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    data = json.load(open(path))
+    assert data["clusters"]["lab-1"]["name"] == "lab-1"
+    # No temporary files are left behind.
+    assert sorted(os.listdir(os.path.dirname(path))) == ["clusters.json", "clusters.json.lock"]
+
+
+def test_default_location_is_in_the_users_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    with dask.config.set({"jupyter-remote.registry-path": None}):
+        assert registry.path() == str(tmp_path / "jupyter_remote" / "clusters.json")
+
+
+@pytest.mark.parametrize(
+    "name", ["", "../x", "a/b", ".hidden", "-rf", "a b", "x" * 65, "a..b", None, 3, "tcp://h:1"]
+)
+def test_bad_names_are_refused(path, name):
+    with pytest.raises(registry.InvalidNameError):
+        registry.validate_name(name)
+    if isinstance(name, str):
+        assert registry.lookup(name) is None  # never an error, never a path
+
+
+def test_entries_of_dead_owners_are_dropped_except_errors(path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    registry.put({"name": "gone", "source": "kernel", "pid": pid, "status": "running"})
+    registry.put({"name": "failed", "source": "server", "pid": pid, "status": "error",
+                  "error": "boom"})  # fmt: skip
+    registry.put({"name": "alive", "source": "kernel", "pid": os.getpid(), "status": "running"})
+    assert sorted(registry.names()) == ["alive", "failed"]
+    registry.put({"name": "other", "source": "kernel", "pid": os.getpid()})
+    assert "gone" not in registry.entries(include_stale=True)  # a write drops it for good
+
+
+def test_concurrent_writers_lose_no_update(path):
+    """Eight processes each add 25 entries under the lock: all 200 are there."""
+    code = textwrap.dedent(
+        """
+        import os, sys
+        from jupyter_remote.core import registry
+        for i in range(25):
+            registry.put({"name": f"w{sys.argv[1]}-{i}", "source": "kernel", "pid": os.getppid()})
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)]) for n in range(8)]
+    assert all(p.wait(60) == 0 for p in procs)
+    assert len(registry.names()) == 200
+
+
+def test_lookup_explains_starting_and_failed_clusters(path):
+    registry.put({"name": "lab-s", "source": "server", "pid": os.getpid(), "status": "starting"})
+    with pytest.raises(ClusterConnectError, match="still starting"):
+        registry.lookup("lab-s")
+    registry.put({"name": "lab-e", "source": "server", "pid": os.getpid(), "status": "error",
+                  "error": "no memory"})  # fmt: skip
+    with pytest.raises(ClusterConnectError, match="failed to start: no memory"):
+        clusters.cluster("lab-e")
+
+
+def test_a_registered_cluster_is_reachable_by_name(path):
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc:
+        registry.put({"name": "lab-x", "source": "server", "pid": os.getpid(),
+                      "status": "running", "address": lc.scheduler_address})  # fmt: skip
+        assert "lab-x" in clusters.known_names()
+        found = clusters.cluster("lab-x")
+        try:
+            assert found.address == lc.scheduler_address
+            assert found.client.submit(lambda: 6 * 7).result() == 42
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("lab-x", None)
+            found.close()
+        # Closing a cluster that this process did not register leaves the entry alone.
+        assert registry.get("lab-x") is not None
+
+
+def test_connect_announces_and_close_withdraws(path):
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc:
+        found = clusters.connect(lc.scheduler_address, name="mine")
+        try:
+            entry = registry.get("mine")
+            assert entry["source"] == "kernel"
+            assert entry["pid"] == os.getpid()
+            assert entry["address"] == lc.scheduler_address
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("mine", None)
+            found.close()
+        assert registry.get("mine") is None
+
+
+def test_announce_never_takes_a_name_owned_by_someone_else(path):
+    registry.put({"name": "lab-1", "source": "server", "pid": os.getppid(), "status": "running",
+                  "address": "tcp://127.0.0.1:1"})  # fmt: skip
+    fake = clusters.Cluster("lab-1", address="tcp://127.0.0.1:2", source="connected")
+    registry.announce(fake)
+    assert registry.get("lab-1")["address"] == "tcp://127.0.0.1:1"
+    registry.withdraw(fake)
+    assert registry.get("lab-1") is not None
+
+
+def test_embedded_cluster_is_registered_under_local_pid(path):
+    """A fresh process (a kernel, say) starts its embedded cluster: it shows up as local-PID."""
+    code = textwrap.dedent(
+        """
+        import os, json
+        import jupyter_remote
+        from jupyter_remote.core import registry
+        c = jupyter_remote.cluster("local")
+        c.client
+        print(json.dumps([os.getpid(), registry.get(f"local-{os.getpid()}")]))
+        c.close()
+        print(json.dumps(registry.get(f"local-{os.getpid()}")))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert out.returncode == 0, out.stderr
+    first, after = out.stdout.strip().splitlines()[-2:]
+    pid, entry = json.loads(first)
+    assert entry["source"] == "kernel" and entry["pid"] == pid
+    assert entry["address"].startswith("tcp://")
+    assert json.loads(after) is None
