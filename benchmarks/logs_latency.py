@@ -115,7 +115,7 @@ def kernel_latency(samples: int, flood: int) -> dict[str, list[float]]:
     try:
         k.execute("%load_ext jupyter_remote")
         k.execute("%%remote --out warm\nwarm = 1\n", timeout=120)
-        for label, flooding in (("idle", False), ("during a flood", True)):
+        for flooding in (False, True):
             if flooding:
                 flood_id = k.submit(
                     "%%remote --no-wait --out f\n"
@@ -127,16 +127,22 @@ def kernel_latency(samples: int, flood: int) -> dict[str, list[float]]:
             widget = k.call_widget(msg_id)
             k.reply(msg_id, timeout=120)
             widget.wait_value("status", "done")
+            flood_end = float("inf")
             if flooding:
-                still = f"flood {flood - 1}" not in fw.value("lines")
-                label += " (still streaming at the end)" if still else " (flood ended first)"
+                last = fw.wait_value("lines", f"flood {flood - 1}", timeout=120)
+                flood_end = time.time() - (time.monotonic() - last)
             seen: set[str] = set()
-            lat = []
+            during, after = [], []
             for t, delta in widget.updates("lines"):
                 arrived = time.time() - (time.monotonic() - t)  # monotonic stamp -> wall clock
                 for line in _new_lines(delta, seen):
-                    lat.append(arrived - float(line.split()[2]))
-            results[label] = lat
+                    written = float(line.split()[2])
+                    (during if written < flood_end else after).append(arrived - written)
+            if flooding:
+                results[f"while {flood:,} lines stream in"] = during
+                results["after the flood"] = after
+            else:
+                results["idle"] = during
             if flooding:
                 fw.wait_value("status", "done", timeout=120)
     finally:

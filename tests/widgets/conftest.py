@@ -12,10 +12,7 @@ from tests.widgets.kernel import Kernel
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    k = Kernel(
-        env={"DASK_JUPYTER_REMOTE__LOCAL__N_WORKERS": "2", "DASK_JUPYTER_REMOTE__LOCAL__THREADS_PER_WORKER": "2"},
-        cwd=str(tmp_path_factory.mktemp("notebook")),
-    )
+    k = Kernel(cwd=str(tmp_path_factory.mktemp("notebook")))
     try:
         k.execute("%load_ext jupyter_remote")
         # Start the embedded cluster now, so each test measures its own calls only.

@@ -85,6 +85,8 @@ class Kernel:
                 raise AssertionError(f"no execute_reply within {timeout:g} s")
             msg = self.kc.get_shell_msg(timeout=left)
             if msg["parent_header"].get("msg_id") == msg_id:
+                # Outputs travel on iopub: the cell's are all in once its 'idle' status is.
+                self.wait_for(lambda: self.replied(msg_id), timeout, f"idle after {msg_id}")
                 return msg
 
     def execute(self, code: str, timeout: float = 60.0) -> dict:

@@ -106,6 +106,11 @@ def test_a_flood_leaves_the_kernel_answering(kernel):
     )
     kernel.reply(check)
     assert f"lines kept: {n}" in kernel.text(check)
+    call_id = re.search(r"%remote logs (\w+)", widget.value("hidden")).group(1)
+    replay = kernel.submit(f"%remote logs {call_id}")
+    assert kernel.reply(replay, timeout=60)["content"]["status"] == "ok", kernel.text(replay)[-2000:]
+    replayed = kernel.text(replay).splitlines()
+    assert len(replayed) == n and replayed[0] == "flood 0" and replayed[-1] == f"flood {n - 1}"
 
 
 def test_cancel_button_interrupts_running_work(kernel):
@@ -129,6 +134,53 @@ def test_cancel_button_interrupts_running_work(kernel):
     widget.wait_value("message", "the running code on tcp://", timeout=15)
     widget.wait_value("status", "cancelled", timeout=15)
     assert kernel.models[widget.cancel]["disabled"] is True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core/calls.py Call.cancel: a task the scheduler has already assigned to a busy "
+    "worker (processing_on set, still in the worker's ready queue) is reported as "
+    "'cancelled; it had just finished' instead of 'cancelled before it started'",
+)
+def test_cancel_button_on_queued_work_says_it_never_started(kernel):
+    spin = "%%remote --no-wait --out s\nimport time\nprint('busy')\nend = time.time() + 60\nwhile time.time() < end:\n    pass\ns = 1\n"
+    ask = kernel.submit("from jupyter_remote.core import clusters\n"
+                        "print('threads', sum(clusters.cluster().client.nthreads().values()))")
+    kernel.reply(ask)
+    threads = int(re.search(r"threads (\d+)", kernel.text(ask)).group(1))
+    busy = [kernel.submit(spin) for _ in range(threads)]
+    busy_widgets = [kernel.call_widget(m) for m in busy]
+    for w in busy_widgets:
+        w.wait_value("lines", "busy")
+    queued = kernel.submit("%%remote --no-wait --out q\nprint('should never run')\nq = 1\n")
+    widget = kernel.call_widget(queued)
+    kernel.reply(queued)
+    assert "queued" in widget.value("status")
+    for w in [widget, *busy_widgets]:
+        kernel.kc.session.send(
+            kernel.kc.shell_channel.socket,
+            "comm_msg",
+            {"comm_id": w.cancel, "data": {"method": "custom", "content": {"event": "click"}}},
+        )
+    widget.wait_value("message", "cancelled before it started", timeout=15)
+    widget.wait_value("status", "cancelled")
+    for w in busy_widgets:
+        w.wait_value("message", "was interrupted", timeout=15)
+    time.sleep(0.5)
+    assert "should never run" not in widget.value("lines")
+
+
+def test_a_remote_ref_displays_as_a_compact_card(kernel):
+    kernel.execute("%%remote --out arr\narr = list(range(1000))\n")
+    msg_id = kernel.submit("arr")
+    kernel.reply(msg_id)
+    (result,) = kernel.of(msg_id, "execute_result")
+    card = result["content"]["data"]["text/html"]
+    assert "jupyter-remote-ref" in card
+    for part in ("<b>arr</b>", "<code>list</code>", "on <code>tcp://", "● finished"):
+        assert part in card, card
+    assert re.search(r"\d+(\.\d+)? (k|K)i?B", card), card
+    assert "<RemoteRef arr" in result["content"]["data"]["text/plain"]
 
 
 @pytest.mark.parametrize("kind", ["call", "map"])

@@ -26,10 +26,10 @@ def test_text_view_prints_state_and_lines(run, capsys):
     )
     out, err = capsys.readouterr()
     assert out == "to stdout\n"
-    assert re.search(r"\[remote\] cell In\[\d+\] running on tcp://\S+ \(cluster local, call \w+\)", err)
+    assert re.search(r"\[remote\] (?:cell In\[\d+\]|remote cell) running on tcp://\S+ \(cluster local, call \w+\)", err)
     assert "to stderr\n" in err
     assert "ERROR:job:it broke\n" in err
-    assert re.search(r"\[remote\] cell In\[\d+\] done on tcp://\S+ · \d+\.\d s\n", err)
+    assert re.search(r"\[remote\] (?:cell In\[\d+\]|remote cell) done on tcp://\S+ · \d+\.\d s\n", err)
     # in order: the running state, then the lines, then the final state
     assert err.index("running on") < err.index("to stderr") < err.index("done on")
 
@@ -41,7 +41,7 @@ def test_text_view_of_a_failed_cell_points_at_the_log(run, capsys):
         pass
     out, err = capsys.readouterr()
     assert out.startswith("before\n")
-    match = re.search(r"\[remote\] cell In\[\d+\] failed on tcp://\S+ · [\d.]+ s; `%remote logs (\w+)`", err)
+    match = re.search(r"\[remote\] (?:cell In\[\d+\]|remote cell) failed on tcp://\S+ · [\d.]+ s; `%remote logs (\w+)`", err)
     assert match, err
 
 
