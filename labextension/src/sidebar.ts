@@ -166,6 +166,10 @@ namespace Private {
     return error instanceof Error ? error.message : String(error);
   }
 
+  export function basename(path: string): string {
+    return path.split('/').pop() || path;
+  }
+
   export function bytes(n: number | null): string {
     if (n === null || n === undefined) {
       return '–';
@@ -409,8 +413,10 @@ namespace Private {
       }
       parts.push(
         model.source === 'kernel'
-          ? `kernel ${model.pid}${model.notebook ? ` (${model.notebook})` : ''}`
-          : model.source
+          ? `kernel ${model.pid}${model.notebook ? ` (${Private.basename(model.notebook)})` : ''}`
+          : model.source === 'server'
+            ? 'started from the sidebar'
+            : 'dask config'
       );
       this.figures.textContent = parts.join(' · ');
       this.error.hidden = !model.error;
@@ -483,10 +489,14 @@ namespace Private {
     private callRow(call: ICall): HTMLElement {
       const row = el('div', 'jr-Row jr-Call');
       row.dataset.call = call.call;
-      const where = call.notebook ?? (call.pid ? `kernel ${call.pid}` : 'unknown');
-      row.appendChild(
-        el('span', 'jr-Call-label', `${call.label} — ${where} — ${call.state}`)
-      );
+      const where = call.notebook
+        ? basename(call.notebook)
+        : call.pid
+          ? `kernel ${call.pid}`
+          : 'unknown notebook';
+      const label = el('span', 'jr-Call-label', `${call.label} · ${where} · ${call.state}`);
+      label.title = `${call.notebook ?? ''} (kernel ${call.pid ?? '?'}) on ${call.worker ?? 'no worker yet'}`;
+      row.appendChild(label);
       const cancel = button('Cancel', 'jr-Button jr-mod-warn', () =>
         this.act(() => api.cancel(this.model.name, call.call))
       );

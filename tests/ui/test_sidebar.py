@@ -79,9 +79,6 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         card.locator(".jr-Card-toggle").click()
         card.locator(".jr-Card-details", has_text="No requirement environments").wait_for()
         card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
-        shot = os.environ.get("JUPYTER_REMOTE_SCREENSHOT")
-        if shot:
-            page.locator("#jupyter-remote-sidebar").screenshot(path=shot)
 
     with step("insert the %%remote cell, run it and see its output"):
         card.locator('[data-action="insert-cell"]').click()
@@ -94,6 +91,44 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         page.keyboard.type("import os\nprint('remote says', 6 * 7, os.getpid() != 0)")
         page.keyboard.press("Shift+Enter")
         cell.locator(".jp-OutputArea", has_text="remote says 42 True").wait_for(timeout=60_000)
+
+    with step("a running call is listed with its notebook, and Cancel stops it"):
+        card.locator('[data-action="insert-cell"]').click()
+        slow = cells.nth(2)
+        slow.locator(".cm-content", has_text="%%remote lab-ui").wait_for()
+        slow.locator(".cm-content").click()
+        page.keyboard.press("Control+Home")
+        page.keyboard.press("End")
+        page.keyboard.type(" --no-wait")
+        page.keyboard.press("Control+End")
+        page.keyboard.type("import time\ntime.sleep(300)")
+        page.keyboard.press("Shift+Enter")
+        call = card.locator(".jr-Call", has_text="remote.ipynb")
+        call.filter(has_text="running").wait_for(timeout=60_000)
+        shot = os.environ.get("JUPYTER_REMOTE_SCREENSHOT")
+        if shot:  # the README's picture, with the sidebar widened for it
+            handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+            box = handle.bounding_box()
+            if box:
+                page.mouse.move(box["x"] + 1, box["y"] + 200)
+                page.mouse.down()
+                page.mouse.move(box["x"] + 120, box["y"] + 200, steps=5)
+                page.mouse.up()
+            page.wait_for_timeout(2500)  # one refresh at the new width
+            top = page.locator("#jupyter-remote-sidebar").bounding_box()
+            bottom = card.bounding_box()
+            page.screenshot(
+                path=shot,
+                clip={
+                    "x": top["x"],
+                    "y": top["y"],
+                    "width": top["width"],
+                    "height": bottom["y"] + bottom["height"] + 8 - top["y"],
+                },
+            )
+        call.locator('[data-action="cancel-call"]').click()
+        call.wait_for(state="detached", timeout=30_000)
+        card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
 
     with step("shut the cluster down"):
         card.locator('[data-action="shutdown"]').click()
