@@ -145,7 +145,8 @@ class ClusterManager:
         if status == "starting" and time.time() - (entry.get("created") or 0) > _seconds(
             "start-timeout"
         ):
-            status = self._start_timed_out(entry)
+            entry = self._start_timed_out(entry)
+            status = "error"
         return {
             "name": entry["name"],
             "address": entry.get("address"),
@@ -392,12 +393,12 @@ class ClusterManager:
                     }
                 )
 
-    def _start_timed_out(self, entry: registry.Entry) -> str:
+    def _start_timed_out(self, entry: registry.Entry) -> registry.Entry:
         pid = entry.get("pid")
         if isinstance(pid, int) and pid != os.getpid():
             _kill(pid)
         timeout = _seconds("start-timeout")
-        registry.put(
+        return registry.put(
             {
                 **entry,
                 "status": "error",
@@ -405,7 +406,6 @@ class ClusterManager:
                 "server.start-timeout); its process was stopped",
             }
         )
-        return "error"
 
     async def scale(self, name: str, body: Any) -> ClusterModel:
         change = _scale_request(body)

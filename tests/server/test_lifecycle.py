@@ -195,3 +195,30 @@ async def test_a_cluster_that_fails_to_start_shows_its_error(api, registry_path)
     assert code == 202
     code, _ = await api("GET", "clusters", "lab-bad")
     assert code == 404
+
+
+async def test_a_cluster_that_does_not_start_in_time_is_stopped_and_says_so(api, registry_path):
+    import dask.config
+
+    with dask.config.set({"jupyter-remote.server.start-timeout": "0.2s"}):
+        code, model = await api("POST", "clusters", body={"template": "local", "name": "lab-slow"})
+        assert code == 202
+        launcher = registry.get("lab-slow")["pid"]
+
+        async def failed():
+            _, m = await api("GET", "clusters", "lab-slow")
+            return m if m["status"] == "error" else None
+
+        model = await wait_for(failed, 30, "the start timeout")
+    assert "did not start within 0.2 s" in model["error"]
+    await wait_for(_dead(launcher), 10, "the launcher to be killed")
+    code, _ = await api("DELETE", "clusters", "lab-slow")
+    assert code == 202
+    assert registry.get("lab-slow") is None
+
+
+def _dead(pid):
+    async def check():
+        return not registry.pid_alive(pid)
+
+    return check
