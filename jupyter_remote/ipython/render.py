@@ -143,7 +143,7 @@ class WidgetCallView(CallView):
         from jupyter_remote.widgets import CallWidget
 
         self.call = call
-        self.widget = CallWidget(call)
+        self.widget = CallWidget(call, waiting=self.wait)
         display(self.widget)
 
     def on_lines(self, lines) -> None:
@@ -166,7 +166,7 @@ class FunctionWidgetView(_FunctionView):
 
         from jupyter_remote.widgets import CallWidget
 
-        display(CallWidget(call))
+        display(CallWidget(call, waiting=True))
 
     def on_lines(self, lines) -> None:
         pass
@@ -188,12 +188,24 @@ def _ref_html(ref) -> str:
     return ref_card_html(ref)
 
 
+def _ref_bundle(ref) -> dict | None:
+    if not widgets_enabled():
+        return None
+    from jupyter_remote.widgets.refs import live_card_bundle
+
+    return live_card_bundle(ref)
+
+
 def install(shell) -> None:
-    """On ``%load_ext``: views for remote functions, and the compact card of refs."""
+    """On ``%load_ext``: views for remote functions, and the compact card of refs (a live
+    one for pending refs where widgets show)."""
     set_view(function_view)
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.for_type_by_name("jupyter_remote.core.refs", "RemoteRef", _ref_html)
+    bundle = getattr(shell.display_formatter, "mimebundle_formatter", None)
+    if bundle is not None:
+        bundle.for_type_by_name("jupyter_remote.core.refs", "RemoteRef", _ref_bundle)
 
 
 def uninstall(shell) -> None:
@@ -201,3 +213,6 @@ def uninstall(shell) -> None:
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.pop("jupyter_remote.core.refs.RemoteRef", None)
+    bundle = getattr(shell.display_formatter, "mimebundle_formatter", None)
+    if bundle is not None:
+        bundle.pop("jupyter_remote.core.refs.RemoteRef", None)

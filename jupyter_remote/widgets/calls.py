@@ -106,6 +106,15 @@ def log_html(lines: list[LogLine]) -> str:
     )
 
 
+_TIP = "Cancel this call: queued work never starts, running work is interrupted"
+# The kernel handles a click only between cells; a cell that waits is stopped by interrupting
+# the kernel, which cancels the call the same way.
+_WAITING_TIP = (
+    "This cell waits for the call, so the kernel is busy: interrupt the kernel "
+    "(the stop button, or I,I) to cancel it now"
+)
+
+
 class CallWidget(w.VBox):
     """Status, Cancel, progress and live log of one remote call.
 
@@ -113,6 +122,9 @@ class CallWidget(w.VBox):
     ----------
     call
         The :class:`~jupyter_remote.core.calls.Call` to show.
+    waiting
+        Whether the kernel blocks until the call ends (then the kernel cannot handle the
+        Cancel button meanwhile, and its tooltip says to interrupt the kernel instead).
     max_lines
         Lines kept in the view (default: ``jupyter-remote.logs.max-lines``).
     interval
@@ -125,7 +137,8 @@ class CallWidget(w.VBox):
     MIN_INTERVAL = 0.015
     PER_LINE = 40e-6
 
-    def __init__(self, call, *, max_lines: int | None = None, interval: float | None = None):
+    def __init__(self, call, *, waiting: bool = False, max_lines: int | None = None,
+                 interval: float | None = None):
         self.call = call
         self.call_log = call.log
         self.max_lines = int(max_lines if max_lines is not None else config.get("logs.max-lines", 1000))
@@ -138,7 +151,7 @@ class CallWidget(w.VBox):
         self.status = w.HTML()
         self.cancel_button = w.Button(
             description="Cancel", icon="stop", button_style="warning",
-            tooltip="Cancel this call: queued work never starts, running work is interrupted",
+            tooltip=(_WAITING_TIP if waiting else _TIP),
             layout=w.Layout(width="auto"),
         )
         self.cancel_button.on_click(self._on_cancel)

@@ -45,3 +45,29 @@ def ref_card_html(ref) -> str:
         "border-radius:4px;padding:1px 8px;font-size:12px' "
         f"title='RemoteRef {html.escape(ref.key)}'>RemoteRef · " + " · ".join(fields) + "</span>"
     )
+
+
+def live_card_bundle(ref) -> dict | None:
+    """For a pending ref: a widget showing the card, redrawn when the value is ready.
+
+    ``None`` for a finished ref (the plain HTML card says everything).
+    """
+    future = getattr(ref, "_future", None)
+    if future is None or ref.status != "pending":
+        return None
+    import ipywidgets as w
+
+    card = w.HTML(ref_card_html(ref))
+
+    def redraw(_future) -> None:
+        # Dask runs done callbacks in a thread of their own: asking the scheduler where the
+        # value lives (``ref.worker``) is fine here, and comm messages route by widget.
+        try:
+            card.value = ref_card_html(ref)
+        except Exception:
+            pass
+
+    future.add_done_callback(redraw)
+    bundle = card._repr_mimebundle_()
+    bundle.pop("text/plain", None)  # the ref's own repr stays the plain-text form
+    return bundle

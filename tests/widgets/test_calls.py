@@ -183,6 +183,19 @@ def test_a_remote_ref_displays_as_a_compact_card(kernel):
     assert "<RemoteRef arr" in result["content"]["data"]["text/plain"]
 
 
+def test_a_pending_ref_card_updates_when_the_value_is_ready(kernel):
+    kernel.execute("%%remote --no-wait --out later\nimport time\ntime.sleep(1.5)\nlater = [1, 2, 3]\n")
+    msg_id = kernel.submit("later")
+    kernel.reply(msg_id)
+    (result,) = kernel.of(msg_id, "execute_result")
+    assert "● pending" in result["content"]["data"]["text/html"]
+    assert result["content"]["data"]["text/plain"].startswith("<RemoteRef later")
+    model = result["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert "● pending" in kernel.models[model]["value"]
+    kernel.wait_for(lambda: "● finished" in kernel.models[model]["value"], 30, "the card to finish")
+    assert "<code>list</code>" in kernel.models[model]["value"]
+
+
 @pytest.mark.parametrize("kind", ["call", "map"])
 def test_remote_functions_show_a_widget(kernel, kind):
     code = (
