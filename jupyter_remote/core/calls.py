@@ -10,6 +10,7 @@ waiting notebook cell prints them into itself), and turns a timeout or a
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -142,25 +143,47 @@ def wait(
     futures: Sequence | None = None,
     *,
     fetch: Sequence = (),
+    result_event: bool = False,
     timeout: float | None = None,
     on_lines: Callable[[list[logs.LogLine]], None] | None = None,
 ) -> list:
     """Block until ``futures`` and ``fetch`` are done; return the values of ``fetch``.
 
     The values are fetched on the client's event loop as each one finishes (one hop less
-    than ``future.result()`` from this thread). Log lines reach ``on_lines`` in the calling
+    than ``future.result()`` from this thread). With ``result_event``, the first value may
+    instead arrive as a ``result`` event on the call's stream (sent after its last line). Log lines reach ``on_lines`` in the calling
     thread as they arrive. A failure raises the user-facing exception; a timeout or an
     interrupt cancels the call and raises.
     """
     fetch = list(fetch)
     others = [f for f in (call.futures if futures is None else futures) if f not in fetch]
     inbox: queue.SimpleQueue = queue.SimpleQueue()
-    if on_lines is not None:
+    client = call.cluster.client
+    if result_event:
+        # The first fetched value may come on the call's stream: then no fetch is needed.
+        sent = threading.Event()
+
+        def on_event(log: logs.CallLog, lines) -> None:
+            if lines and on_lines is not None:
+                inbox.put(lines)
+            if log.result is not None and not sent.is_set():
+                sent.set()
+                inbox.put((_DONE, 0, True, log.result))
+
+        call.log.listen(on_event)
+
+        def first_done(future) -> None:  # failed, cancelled, or a result too big to stream
+            if not sent.is_set():
+                client.loop.add_callback(_fetch, future, 0, inbox, sent)
+
+        fetch[0].add_done_callback(first_done)
+    elif on_lines is not None:
         call.log.listen(lambda _log, lines: lines and inbox.put(lines))
     for future in others:
         future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
     for index, future in enumerate(fetch):
-        call.cluster.client.loop.add_callback(_fetch, future, index, inbox)
+        if not (result_event and index == 0):
+            client.loop.add_callback(_fetch, future, index, inbox)
     values: list = [None] * len(fetch)
     pending = len(fetch) + len(others)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -197,13 +220,18 @@ def wait(
     return values
 
 
-async def _fetch(future, index: int, inbox: queue.SimpleQueue) -> None:
+async def _fetch(future, index: int, inbox: queue.SimpleQueue, sent=None) -> None:
     try:
         value = await future
     except BaseException as exc:  # the remote failure, or a cancellation
-        inbox.put((_DONE, index, False, exc))
+        outcome = (_DONE, index, False, exc)
     else:
-        inbox.put((_DONE, index, True, value))
+        outcome = (_DONE, index, True, value)
+    if sent is None:
+        inbox.put(outcome)
+    elif not sent.is_set():  # the result event may have won the race meanwhile
+        sent.set()
+        inbox.put(outcome)
 
 
 class _Timeout(Exception):

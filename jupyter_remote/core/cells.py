@@ -123,10 +123,10 @@ def run_cell(
         return result
 
     try:
-        # The takes run right after the cell, on its worker: waiting for them too costs
-        # about a millisecond and leaves every ref finished when the cell returns.
+        # The cell is done when its description arrives on the log stream; the takes that
+        # give each name its own key finish a moment later, on the same worker.
         [meta] = calls.wait(
-            call, list(takes.values()), fetch=[main], timeout=timeout, on_lines=on_lines
+            call, [], fetch=[main], result_event=not get, timeout=timeout, on_lines=on_lines
         )
     except BaseException:
         call.finish("cancelled" if main.status == "cancelled" else "failed")

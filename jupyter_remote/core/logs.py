@@ -55,6 +55,7 @@ class LogEvent(TypedDict, total=False):
     packed: PackedLines  # as packed lines (what sinks send)
     state: str  # "running" | "building" | ...
     worker: str
+    result: Any  # a cell's description (outputs, display), sent after its last line
     batch: int  # map progress: this batch has `done` items finished, `failed` of them failed
     done: int
     failed: int
@@ -199,6 +200,18 @@ class Sink:
     def state(self, state: str, **info: Any) -> None:
         self._emit({"call": self.call, "state": state, **info})
 
+    def result(self, value: Any, limit: int = 64 * 1024) -> bool:
+        """Send a small, msgpack-able result after every line; False if it is too big."""
+        import msgpack
+
+        try:
+            if len(msgpack.packb(value)) > limit:
+                return False
+        except Exception:
+            return False
+        self._emit({"call": self.call, "result": value})
+        return True
+
     def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
         """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
         event = {"call": self.call, "state": state, **info}
@@ -285,6 +298,7 @@ class CallLog:
         self.total: int | None = None  # items of a map
         self.batches: dict[int, tuple[int, int]] = {}  # map batch -> (done, failed)
         self.cancel: Callable[[], str] | None = None  # set by the call: stops it
+        self.result: Any = None  # a small result sent on the stream (a cell's description)
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 
@@ -303,6 +317,8 @@ class CallLog:
                 self.state = "running"  # its lines prove it runs ('running' is sent late)
             if event.get("worker"):
                 self.worker = event["worker"]
+            if "result" in event:
+                self.result = event["result"]
             if "batch" in event:
                 self.batches[event["batch"]] = (event.get("done", 0), event.get("failed", 0))
             listeners = list(self._listeners)

@@ -55,6 +55,10 @@ def run(data: bytes, *dependencies: Any) -> Any:
         with logs.capture(sink):
             result = _dispatch(spec, sink, worker)
         _stop_interrupts(call)
+        if spec["kind"] == "cell" and not spec.get("get"):
+            # After the last line: the client can finish the cell on this event alone,
+            # without fetching the task's result (one round trip less).
+            sink.result(result)
         return result
     except RemoteTaskError as exc:
         _stop_interrupts(call)

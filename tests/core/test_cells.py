@@ -56,6 +56,13 @@ def test_trailing_expression_repr_is_computed_on_the_worker(local):
     assert remote_pid != os.getpid()
 
 
+def test_a_large_display_still_arrives(local):
+    # Too big for the log stream: the cell's description is fetched as the task's result.
+    result = run(local, "text = 'x' * 200_000\ntext\n")
+    assert len(result.display["text/plain"]) == 200_002  # repr adds the quotes
+    assert result.refs["text"].get() == "x" * 200_000
+
+
 def test_rich_repr_travels(local):
     src = "class Shown:\n    def _repr_html_(self):\n        return '<b>remote</b>'\nShown()\n"
     assert run(local, src).display["text/html"] == "<b>remote</b>"

@@ -14,6 +14,7 @@ from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
 
 def test_repr_shows_type_shape_dtype_size_worker_status(local):
     ref = cells.run_cell("import numpy as np\narr = np.zeros((3, 4), dtype='float32')\n", {}, local).refs["arr"]
+    ref.get()  # a cell's refs finish a moment after the cell
     text = repr(ref)
     for part in ("arr", "numpy.ndarray", "(3, 4)", "float32", "48 B", "tcp://", "finished"):
         assert part in text, (part, text)
