@@ -101,7 +101,8 @@ def log_html(lines: list[LogLine]) -> str:
     return (
         "<div class='jupyter-remote-log' style='max-height:22em;overflow-y:auto;"
         "display:flex;flex-direction:column-reverse'>"
-        "<pre style='margin:0;font-size:12px;line-height:1.35;white-space:pre-wrap'>"
+        "<pre style='margin:0;flex:none;overflow:visible;font-size:12px;line-height:1.35;"
+        "white-space:pre-wrap'>"
         f"{body}</pre></div>"
     )
 
