@@ -26,8 +26,3 @@ def _load_jupyter_server_extension(serverapp) -> None:
     setup_handlers(web_app, manager)
     serverapp.log.info("jupyter_remote: cluster manager at /jupyter-remote/api/")
 
-
-async def _stop_extension(serverapp) -> None:
-    manager = serverapp.web_app.settings.get("jupyter_remote_manager")
-    if manager is not None:
-        await manager.close()

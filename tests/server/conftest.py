@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 
 import dask.config
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# pytest-jupyter's fixtures and hooks for the tests under this directory only (a
+# `pytest_plugins` here would be refused by pytest outside the top-level conftest).
+from pytest_jupyter.jupyter_server import *  # noqa: E402, F403
+
+from .realserver import kill_launchers  # noqa: E402
 
 
 @pytest.fixture
@@ -23,22 +25,6 @@ def registry_path(tmp_path, monkeypatch):
     with dask.config.set({"jupyter-remote.registry-path": fn}):
         yield fn
     kill_launchers(fn)
-
-
-def kill_launchers(fn: str) -> None:
-    """Stop whatever cluster processes a failed test left behind."""
-    try:
-        with open(fn) as f:
-            entries = json.load(f).get("clusters", {})
-    except (OSError, ValueError):
-        return
-    for entry in entries.values():
-        pid = entry.get("pid")
-        if entry.get("source") == "server" and isinstance(pid, int) and pid != os.getpid():
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture

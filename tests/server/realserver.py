@@ -96,3 +96,19 @@ class JupyterProcess:
                 return err.code, json.loads(text)
             except ValueError:
                 return err.code, text
+
+
+def kill_launchers(fn: str) -> None:
+    """Stop whatever cluster processes a failed test left behind."""
+    try:
+        with open(fn) as f:
+            entries = json.load(f).get("clusters", {})
+    except (OSError, ValueError):
+        return
+    for entry in entries.values():
+        pid = entry.get("pid")
+        if entry.get("source") == "server" and isinstance(pid, int) and pid != os.getpid():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -14,8 +14,7 @@ import shutil
 import dask.config
 import pytest
 
-from tests.server.conftest import kill_launchers
-from tests.server.realserver import JupyterProcess
+from tests.server.realserver import JupyterProcess, kill_launchers
 
 CHROMIUM = os.environ.get("JUPYTER_REMOTE_CHROMIUM", "/usr/bin/chromium")
 
