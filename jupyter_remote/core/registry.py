@@ -250,6 +250,8 @@ def kernel_name(cluster: Any) -> str | None:
     """The name under which this process registers ``cluster``, or ``None`` if it doesn't."""
     if getattr(cluster, "embedded", False):
         return f"{cluster.name}-{os.getpid()}"
+    if getattr(cluster, "source", None) == "config" and getattr(cluster, "factory", None):
+        return f"{cluster.name}-{os.getpid()}"  # a config factory this kernel started
     if getattr(cluster, "source", None) == "connected" and _NAME.match(cluster.name):
         return cluster.name
     return None

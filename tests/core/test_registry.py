@@ -160,3 +160,19 @@ def test_embedded_cluster_is_registered_under_local_pid(path):
     assert entry["source"] == "kernel" and entry["pid"] == pid
     assert entry["address"].startswith("tcp://")
     assert json.loads(after) is None
+
+
+def test_a_config_factory_started_by_a_kernel_is_registered_under_name_pid(path):
+    factory = {"factory": "distributed.LocalCluster",
+               "kwargs": {"n_workers": 1, "processes": False, "dashboard_address": ":0"}}  # fmt: skip
+    with dask.config.set({"jupyter-remote.clusters": {"small": factory}}):
+        found = clusters.cluster("small")
+        try:
+            assert found.client.status == "running"
+            entry = registry.get(f"small-{os.getpid()}")
+            assert entry["source"] == "kernel" and entry["address"] == found.address
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("small", None)
+            found.close()
+    assert registry.get(f"small-{os.getpid()}") is None
