@@ -114,6 +114,9 @@ class Cluster:
                 client.wait_for_workers(len(self._cluster.worker_spec), timeout=startup)
         except ClusterConnectError:
             raise
+        except KeyboardInterrupt:
+            self._abandon_start()
+            raise
         except (OSError, TimeoutError) as exc:
             self.error = str(exc)
             raise ClusterConnectError(
@@ -134,6 +137,15 @@ class Cluster:
         if self.interactive and client.scheduler_comm is not None:
             client.scheduler_comm.interval = 0
         return client
+
+    def _abandon_start(self) -> None:
+        """An interrupted start leaves nothing running behind (the next use starts afresh)."""
+        started, self._cluster = self._cluster, None
+        if started is not None:
+            try:
+                started.close()
+            except Exception:
+                logger.debug("closing a half-started cluster failed", exc_info=True)
 
     @property
     def router(self):
@@ -217,14 +229,15 @@ def _import(path: str):
 
 def _start_embedded():
     """Start the embedded cluster: its scheduler in a process of its own by default."""
-    from jupyter_remote.core.tuning import PARENT_ENV
+    from jupyter_remote.core.tuning import INTERACTIVE_ENV, PARENT_ENV
 
+    cfg = config.get("local")
     # Read by the processes the cluster starts (not by this one): the kernel's PID for
     # their orphan watch, and quiet startup logs.
     os.environ[PARENT_ENV] = str(os.getpid())
+    os.environ[INTERACTIVE_ENV] = "1" if cfg.get("interactive") else "0"
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    cfg = config.get("local")
-    preload = ["jupyter_remote.core.tuning"] if cfg.get("interactive") else []
+    preload = ["jupyter_remote.core.tuning"]
     common: dict[str, Any] = {
         "n_workers": cfg.get("n-workers"),
         "threads_per_worker": cfg.get("threads-per-worker"),

@@ -7,7 +7,9 @@ the workers that the embedded cluster starts. It
   dominates the round trip of a small interactive call), and
 - closes the server when the kernel that started the cluster is gone, so a killed kernel
   never leaves a scheduler or workers behind. The kernel's PID comes from the
-  ``JUPYTER_REMOTE_PARENT_PID`` environment variable.
+  ``JUPYTER_REMOTE_PARENT_PID`` environment variable;
+- moves the process out of the kernel's process group: interrupting the kernel (SIGINT to
+  its whole group) must cancel the waiting cell, not kill the cluster under it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 logger = logging.getLogger(__name__)
 
 PARENT_ENV = "JUPYTER_REMOTE_PARENT_PID"
+INTERACTIVE_ENV = "JUPYTER_REMOTE_ZERO_INTERVALS"
 
 
 def _zero_intervals_plugin():
@@ -65,13 +68,29 @@ def _watch_parent(server) -> None:
     server.periodic_callbacks["jupyter-remote-parent-watch"] = callback
 
 
+def _leave_kernel_group() -> None:
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or int(parent) == os.getpid():  # an in-process scheduler: leave it be
+        return
+    try:
+        if os.getpgrp() == os.getpgid(int(parent)):
+            os.setsid()
+    except OSError:  # the kernel is gone, or this is a group leader already
+        pass
+
+
 async def dask_setup(server) -> None:
     from distributed import Nanny, Scheduler, Worker
 
+    interactive = os.environ.get(INTERACTIVE_ENV) == "1"
     if isinstance(server, Scheduler):
-        server.add_plugin(_zero_intervals_plugin())
+        _leave_kernel_group()
+        if interactive:
+            server.add_plugin(_zero_intervals_plugin())
         _watch_parent(server)
     elif isinstance(server, Worker):
-        server.batched_stream.interval = 0
+        if interactive:
+            server.batched_stream.interval = 0
     elif isinstance(server, Nanny):
+        _leave_kernel_group()
         _watch_parent(server)
