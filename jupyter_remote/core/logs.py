@@ -15,14 +15,16 @@ state changes; views only draw.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import bisect
 import collections
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Literal, TypedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, TypedDict, overload
 
 # -- wire format ---------------------------------------------------------------------------
 Stream = Literal["stdout", "stderr", "log"]
@@ -78,19 +80,94 @@ def pack(lines: list[LogLine]) -> PackedLines:
     }
 
 
-def unpack(packed: PackedLines) -> list[LogLine]:
+def unpack(packed: PackedLines, lo: int = 0, hi: int | None = None) -> list[LogLine]:
+    """The lines ``lo`` to ``hi`` of ``packed`` as plain lines."""
     text, dt, t0, runs = packed["text"], packed["dt"], packed["t0"], packed["runs"]
+    hi = len(text) if hi is None else hi
     out: list[LogLine] = []
     for r, (start, stream, level, index) in enumerate(runs):
         end = runs[r + 1][0] if r + 1 < len(runs) else len(text)
+        if end <= lo or start >= hi:
+            continue
         extra: dict[str, Any] = {}
         if level is not None:
             extra["level"] = level
         if index is not None:
             extra["index"] = index
-        for i in range(start, end):
+        for i in range(max(start, lo), min(end, hi)):
             out.append({"stream": stream, "text": text[i], "t": t0 + dt[i] / 1e6, **extra})  # type: ignore[typeddict-item]
     return out
+
+
+class LogLines(Sequence):
+    """A call's whole log, kept packed (a 200,000-line flood costs the kernel about a
+    quarter of what as many ``LogLine`` dicts would); reads as a sequence of ``LogLine``.
+
+    Appends come from one thread at a time (under the ``CallLog``'s lock); reads from any
+    thread see a consistent prefix.
+    """
+
+    def __init__(self, lines: list[LogLine] | None = None):
+        self._starts: list[int] = []
+        self._chunks: list[PackedLines] = []
+        self._n = 0
+        if lines:
+            self.extend(lines)
+
+    def append_packed(self, packed: PackedLines) -> None:
+        n = len(packed["text"])
+        if not n:
+            return
+        packed = {**packed, "dt": array.array("q", packed["dt"])}  # type: ignore[typeddict-item]
+        self._starts.append(self._n)
+        self._chunks.append(packed)
+        self._n += n  # last: readers only look at lines below it
+
+    def extend(self, lines) -> None:
+        lines = list(lines)
+        if lines:
+            self.append_packed(pack(lines))
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> LogLine: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[LogLine]: ...
+    def __getitem__(self, i):
+        n = self._n
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step != 1:
+                return [self[j] for j in range(start, stop, step)]
+            return self._range(start, stop)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("log line index out of range")
+        return self._range(i, i + 1)[0]
+
+    def _range(self, start: int, stop: int) -> list[LogLine]:
+        out: list[LogLine] = []
+        c = max(0, bisect.bisect_right(self._starts, start) - 1)
+        while start < stop and c < len(self._chunks):
+            base, chunk = self._starts[c], self._chunks[c]
+            end = min(len(chunk["text"]), stop - base)
+            out.extend(unpack(chunk, start - base, end))
+            start = base + end
+            c += 1
+        return out
+
+    def __iter__(self) -> Iterator[LogLine]:
+        n = self._n
+        for base, chunk in zip(list(self._starts), list(self._chunks)):
+            if base >= n:
+                return
+            yield from unpack(chunk, 0, min(len(chunk["text"]), n - base))
+
+    def __repr__(self) -> str:
+        return f"<LogLines {self._n} lines>"
 
 
 def topic_for(client_id: str) -> str:
@@ -290,7 +367,7 @@ class CallLog:
     def __init__(self, call: str, label: str = ""):
         self.call = call
         self.label = label
-        self.lines: list[LogLine] = []
+        self.lines = LogLines()
         self.state = "queued"
         self.worker: str | None = None
         self.started = time.time()
@@ -308,9 +385,13 @@ class CallLog:
             self._listeners.append(listener)
 
     def feed(self, event: LogEvent) -> None:
-        lines = event.get("lines") or (unpack(event["packed"]) if "packed" in event else [])
+        packed = event.get("packed")
+        lines = event.get("lines") or (unpack(packed) if packed else [])
         with self._lock:
-            self.lines.extend(lines)
+            if packed:
+                self.lines.append_packed(packed)
+            else:
+                self.lines.extend(lines)
             if "state" in event and (self.state not in FINAL_STATES or event["state"] in FINAL_STATES):
                 self.state = event["state"]  # a late 'running' never revives a finished call
             elif lines and self.state == "queued":
