@@ -9,6 +9,7 @@ the README.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 from pathlib import Path
@@ -74,6 +75,21 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         card.locator('[data-field="workers"]').fill("2")
         card.locator('[data-action="scale"]').click()
         card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
+
+    with step("open the dashboard in a tab, through the authenticated proxy"):
+        card.locator('[data-action="dashboard"]').click()
+        frame = page.locator(".jp-IFrame iframe")
+        frame.wait_for()
+        src = frame.get_attribute("src")
+        assert "/proxy/" in src, src
+        page.locator(".lm-TabBar-tab", has_text="Dashboard: lab-ui").wait_for()
+        # The browser's Jupyter login reaches it; no login does not.
+        assert page.request.get(lab.url + src).status == 200
+        anonymous = http.client.HTTPConnection("127.0.0.1", lab.port, timeout=30)
+        anonymous.request("GET", src)
+        assert anonymous.getresponse().status in (302, 401, 403)
+        anonymous.close()
+        page.locator(".lm-TabBar-tab", has_text="remote.ipynb").click()
 
     with step("expand the card: environments and calls"):
         card.locator(".jr-Card-toggle").click()
