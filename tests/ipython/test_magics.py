@@ -176,3 +176,21 @@ def test_import_and_load_ext_are_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_published_refs_outlive_the_client_that_made_them(shell, run, capsys):
+    """Across a kernel restart: a new client of the same cluster fetches what was shared."""
+    from distributed import LocalCluster
+
+    from jupyter_remote.core import clusters
+
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as lc:
+        shell.run_line_magic("remote", f"connect {lc.scheduler_address} --name lasting")
+        run("%%remote lasting\nresult_table = {'rows': 3}\n")
+        shell.run_line_magic("remote", "publish result_table --as team-table")
+        clusters.cluster("lasting").close()  # the kernel goes away, its client with it
+        del shell.user_ns["result_table"]
+        shell.run_line_magic("remote", f"connect {lc.scheduler_address} --name lasting")
+        shell.run_line_magic("remote", "fetch team-table --as table --cluster lasting")
+        assert shell.user_ns["table"].get() == {"rows": 3}
+        clusters.cluster("lasting").close()

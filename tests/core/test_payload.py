@@ -1,0 +1,121 @@
+"""What travels: opaque payloads, dependencies cut out at any depth, local modules by value."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+
+import cloudpickle
+import pytest
+from distributed import Future
+from distributed.deploy.subprocess import SubprocessCluster
+
+from jupyter_remote.core import cells, clusters, payload
+from jupyter_remote.exceptions import RemoteError, RemoteTaskError, SerializationError
+
+
+def test_remote_values_at_any_depth_become_dependencies(local):
+    a = local.client.submit(lambda: 1, pure=False)
+    b = local.client.submit(lambda: 2, pure=False)
+    data, deps = payload.dumps({"x": [a, {"deep": (b, a)}], "plain": 3})
+    assert isinstance(data, bytes)
+    assert [d.key for d in deps] == [a.key, b.key]  # each once, in order
+    assert all(isinstance(d, Future) for d in deps)
+    assert payload.loads(data, (10, 20)) == {"x": [10, {"deep": (20, 10)}], "plain": 3}
+
+
+def test_unpicklable_input_is_named_with_its_type():
+    with pytest.raises(SerializationError) as info:
+        payload.dumps({"ok": 1, "bad": threading.Lock()}, names={"ok": 1, "bad": threading.Lock()})
+    assert info.value.name == "bad"
+    assert "_thread.lock" in str(info.value)
+
+
+def test_local_modules_travel_by_value(tmp_path, monkeypatch):
+    (tmp_path / "nearby_helpers.py").write_text("def f():\n    return 'nearby'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import nearby_helpers
+
+    try:
+        assert "nearby_helpers" in payload.register_local_modules(str(tmp_path))
+        blob = cloudpickle.dumps(nearby_helpers.f)
+        assert b"return 'nearby'" in blob or b"nearby" in blob
+        del sys.modules["nearby_helpers"]
+        assert cloudpickle.loads(blob)() == "nearby"
+    finally:
+        cloudpickle.unregister_pickle_by_value(nearby_helpers)
+        payload._registered.discard("nearby_helpers")
+        sys.modules.pop("nearby_helpers", None)
+
+
+def test_installed_packages_travel_by_reference():
+    import numpy
+
+    assert "numpy" not in payload.register_local_modules()
+    assert "jupyter_remote" not in payload.register_local_modules()
+    assert numpy  # imported, so it was a candidate
+
+
+def test_exceptions_round_trip_with_their_remote_traceback():
+    try:
+        {}["k"]
+    except KeyError as exc:
+        packed = payload.pack_exception(exc)
+    assert isinstance(packed, RemoteTaskError)
+    assert isinstance(packed.args[0], bytes)
+    assert "KeyError" in str(packed)
+    back = payload.unpack_exception(packed, "cell In[2]")
+    assert isinstance(back, KeyError)
+    assert "Remote traceback (cell In[2])" in str(back.__cause__)
+    assert back.__traceback__ is None
+
+
+def test_an_exception_that_cannot_travel_becomes_a_remote_error():
+    class Odd(Exception):
+        def __reduce__(self):
+            raise TypeError("no")
+
+    back = payload.unpack_exception(payload.pack_exception(Odd("strange")))
+    assert isinstance(back, RemoteError)
+    assert "Odd" in str(back) and "strange" in str(back)
+
+
+def _add_path(path: str) -> None:
+    import sys
+
+    sys.path.insert(0, path)
+
+
+def test_the_scheduler_never_needs_user_code(tmp_path):
+    """A module the workers and the notebook have but the scheduler lacks: fine, since the
+    scheduler only ever sees opaque bytes. (Plain Dask fails here at the scheduler.)"""
+    pkg = tmp_path / "only_here"
+    pkg.mkdir()
+    (pkg / "workeronly_mod.py").write_text(textwrap.dedent("""
+        class Box:
+            def __init__(self, v):
+                self.v = v
+    """))
+    sys.path.insert(0, str(pkg))
+    try:
+        import workeronly_mod
+
+        # Dask's SubprocessCluster: the scheduler in a process of its own (LocalCluster's
+        # would share this process, which has the module).
+        with SubprocessCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as lc:
+            c = clusters.connect(lc.scheduler_address, name="no-user-code-on-scheduler")
+            try:
+                c.client.wait_for_workers(1, timeout=60)
+                c.client.run(_add_path, str(pkg))  # the workers have it
+                with pytest.raises(ModuleNotFoundError):  # the scheduler does not
+                    c.client.run_on_scheduler(__import__, "workeronly_mod")
+                box = workeronly_mod.Box(41)
+                result = cells.run_cell("v = box.v + 1\n", {"box": box}, c)
+                assert result.refs["v"].get() == 42
+            finally:
+                c.close()
+    finally:
+        sys.path.remove(str(pkg))
+        sys.modules.pop("workeronly_mod", None)
