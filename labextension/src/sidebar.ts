@@ -403,9 +403,11 @@ namespace Private {
       this.status.textContent = model.status;
       this.status.className = `jr-Status jr-Status-${model.status.replace(/\s+/g, '-')}`;
       this.address.textContent = model.address ?? '(no address yet)';
+      const count = (n: number | null, one: string, many: string) =>
+        n === null || n === undefined ? `– ${many}` : `${n} ${n === 1 ? one : many}`;
       const parts = [
-        `${model.workers ?? '–'} workers`,
-        `${model.threads ?? '–'} cores`,
+        count(model.workers, 'worker', 'workers'),
+        count(model.threads, 'core', 'cores'),
         Private.bytes(model.memory)
       ];
       if (model.adaptive) {
