@@ -138,22 +138,25 @@ class WidgetCallView(CallView):
         self.widget = None
 
     def start(self, call) -> None:
-        from IPython.display import display
-
         from jupyter_remote.widgets import CallWidget
 
         self.call = call
         self.widget = CallWidget(call, waiting=self.wait)
-        display(self.widget)
+        self.widget.show(record_when_done=not self.wait)
 
     def on_lines(self, lines) -> None:
         pass  # the widget draws them as they arrive
 
     def fail(self, exc: BaseException) -> None:
-        pass  # the widget shows the failed/cancelled state; the traceback follows
+        if self.widget is not None and self.wait:
+            self.widget.record()  # the traceback follows
 
     def finish(self, result, bound: dict) -> None:
-        if self.widget is not None and not self.wait:
+        if self.widget is None:
+            return
+        if self.wait:
+            self.widget.record()
+        else:
             names = ", ".join(bound) or "no names"
             self.widget.set_note(f"bound {names} as pending refs")
 
@@ -161,15 +164,21 @@ class WidgetCallView(CallView):
 class FunctionWidgetView(_FunctionView):
     """Widget view of ``RemoteFunction`` calls: status, log and (for maps) progress bar."""
 
-    def start(self, call) -> None:
-        from IPython.display import display
+    def __init__(self) -> None:
+        self.widget = None
 
+    def start(self, call) -> None:
         from jupyter_remote.widgets import CallWidget
 
-        display(CallWidget(call, waiting=True))
+        self.widget = CallWidget(call, waiting=True)
+        self.widget.show()
 
     def on_lines(self, lines) -> None:
         pass
+
+    def finish(self, call) -> None:
+        if self.widget is not None:
+            self.widget.record()
 
 
 def cell_view(wait: bool = True) -> CallView:

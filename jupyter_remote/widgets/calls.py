@@ -148,6 +148,9 @@ class CallWidget(w.VBox):
         )
         self.note = ""
         self._message = ""
+        self._handle = None
+        self._record_when_done = False
+        self._recorded = False
         self._drawn_lines = -1
         self.status = w.HTML()
         self.cancel_button = w.Button(
@@ -179,6 +182,43 @@ class CallWidget(w.VBox):
         self._coalescer = Coalescer(loop, self.MIN_INTERVAL, self._draw)
         self.call_log.listen(lambda log_, _lines: self._coalescer.poke(log_.state in FINAL_STATES))
         loop.add_callback(self._tick)
+
+    # -- the plain-text record ---------------------------------------------------------
+    def as_text(self) -> str:
+        """The same information as text: the record kept in the notebook file for readers
+        without widgets (nbconvert, GitHub, nbclient runs)."""
+        log_ = self.call_log
+        head = f"{self.call.label} on {self.call.cluster.name}: {log_.summary()}"
+        for extra in (self.note, self._message):
+            if extra:
+                head += f" · {extra}"
+        lines, hidden = log_.tail(self.max_lines)
+        out = [head]
+        if hidden:
+            out.append(f"… {hidden:,} earlier lines hidden; `%remote logs {self.call.id}` "
+                       "replays the whole log")
+        out.extend(format_line(line) for line in lines)
+        return "\n".join(out)
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is not None:
+            data["text/plain"] = self.as_text()
+        return data
+
+    def show(self, *, record_when_done: bool = False) -> None:
+        """Display in the current cell. ``record()`` later refreshes the text record of that
+        output; with ``record_when_done`` the widget does so itself when the call ends."""
+        from IPython.display import display
+
+        self._record_when_done = record_when_done
+        self._handle = display(self, display_id=True)
+
+    def record(self) -> None:
+        """Refresh the text record of the displayed output (display updates go by id, not
+        by cell, so any thread may do this)."""
+        if self._handle is not None:
+            self._handle.update(self)
 
     def set_note(self, text: str) -> None:
         """A short remark after the status (e.g. the names a ``--no-wait`` cell bound)."""
@@ -233,6 +273,9 @@ class CallWidget(w.VBox):
         if self.note:
             parts.append(html.escape(self.note))
         self.status.value = " · ".join(parts)
+        if now in FINAL_STATES and self._record_when_done and not self._recorded:
+            self._recorded = True
+            self.record()
 
     # -- actions (in the kernel's main thread) -------------------------------------------
     def _on_cancel(self, _button) -> None:

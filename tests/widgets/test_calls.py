@@ -39,8 +39,12 @@ def test_a_remote_line_reaches_the_widget_before_the_call_ends(kernel, tmp_path)
     assert reply["content"]["status"] == "ok", kernel.text(msg_id)
     widget.wait_value("status", "done")
     assert _lines_of(widget.value("lines")) == ["live-line-1", "gate seen"]
-    # The lines went to the widget only, not to the cell's stdout.
+    # The lines went to the widget only, not to the cell's stdout ...
     assert "live-line-1" not in kernel.text(msg_id)
+    # ... and, once done, the output's text form records them for readers without widgets.
+    (update,) = kernel.of(msg_id, "update_display_data")
+    record = update["content"]["data"]["text/plain"]
+    assert re.match(r"cell In\[\d+\] on local: done on tcp://\S+ · [\d.]+ s\nlive-line-1\ngate seen$", record), record
 
 
 def test_two_concurrent_no_wait_calls_draw_into_their_own_widgets(kernel):
