@@ -50,6 +50,7 @@ class RemoteFunction:
         self.reqs = reqs
         self.resources = dict(resources or {})
         self.cache = cache
+        self._cached: dict[str, Any] = {}  # key -> future, with cache=True
         if name is None:
             name = getattr(fn, "name", None) if isinstance(fn, RemoteRef) else None
             name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
@@ -92,12 +93,29 @@ class RemoteFunction:
 
     def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
         call = calls.Call(self.cluster, self._label(), "call")
+        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        key = self._cache_key(spec) if self.cache else None
         future = call.submit(
-            {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs},
-            names=_arg_names(args, kwargs),
-            resources=self.resources,
+            spec, names=_arg_names(args, kwargs), resources=self.resources, key=key
         )
+        if key is not None:
+            # Holding one future keeps the result on the cluster: an identical call later
+            # gets the same key, which Dask answers from memory without running it again.
+            self._cached[key] = future
+            while len(self._cached) > self.cache_size:
+                self._cached.pop(next(iter(self._cached))).release()
         return call, future
+
+    cache_size = 128  # results a cached function keeps alive on the cluster
+
+    def _cache_key(self, spec: dict) -> str:
+        import hashlib
+
+        data, deps = payload.dumps(spec)
+        digest = hashlib.sha256(data)
+        for dep in deps:
+            digest.update(str(dep.key).encode())
+        return f"remote-cached-{self.name}-{digest.hexdigest()[:24]}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""

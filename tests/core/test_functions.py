@@ -174,3 +174,23 @@ def test_function_defined_in_a_cell_is_callable_later(local):
 def test_bad_function_argument():
     with pytest.raises(TypeError, match="expects a function"):
         jupyter_remote.function(42)
+
+
+def test_cache_reuses_an_identical_call(local, tmp_path):
+    marker = tmp_path / "runs.txt"
+
+    def counted(x, path):
+        with open(path, "a") as f:
+            f.write("run\n")
+        return x * 2
+
+    f = jupyter_remote.function(counted, cache=True)
+    assert f(21, str(marker)) == 42
+    assert f(21, str(marker)) == 42  # from the cluster's memory
+    assert f.remote(21, str(marker)).get() == 42
+    assert marker.read_text().count("run") == 1
+    assert f(22, str(marker)) == 44  # other arguments: another run
+    assert marker.read_text().count("run") == 2
+    plain = jupyter_remote.function(counted)
+    plain(21, str(marker))
+    assert marker.read_text().count("run") == 3  # without cache=True, every call runs
