@@ -18,7 +18,6 @@ the user dismisses it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -30,6 +29,12 @@ from typing import Any, TypedDict
 
 from jupyter_remote import config
 from jupyter_remote.exceptions import ClusterConnectError, JupyterRemoteError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
 
 logger = logging.getLogger(__name__)
 
@@ -127,17 +132,28 @@ def _locked() -> Iterator[str]:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd = os.open(fn + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fn
+        _lock(fd, True)
+        try:
+            yield fn
+        finally:
+            _lock(fd, False)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _lock(fd: int, take: bool) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
+    else:  # pragma: no cover (Windows)
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_LOCK if take else msvcrt.LK_UNLCK, 1)
 
 
 def _save(fn: str, clusters: dict[str, Entry]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".clusters-", suffix=".json", dir=os.path.dirname(fn))
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # mkstemp already makes it 0600; be explicit
         with os.fdopen(fd, "w") as f:
             json.dump({"version": 1, "clusters": clusters}, f, indent=1, sort_keys=True)
             f.flush()

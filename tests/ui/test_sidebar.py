@@ -71,6 +71,14 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         )
         assert registry.get("lab-ui")["source"] == "server"
 
+    with step("the server's error message reaches the user"):
+        page.locator('[data-action="new-cluster"]').click()
+        form.locator('input[name="name"]').fill("lab-ui")
+        form.locator('[data-action="start-cluster"]').click()
+        form.locator(".jr-Error", has_text="a cluster named 'lab-ui' already exists").wait_for()
+        form.locator("button", has_text="Cancel").click()
+        form.wait_for(state="hidden")
+
     with step("scale it to 2 workers"):
         card.locator('[data-field="workers"]').fill("2")
         card.locator('[data-action="scale"]').click()
