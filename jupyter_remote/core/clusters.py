@@ -325,6 +325,10 @@ def cluster(name_or_address: str | None = None) -> Cluster:
     name = name_or_address or default_name()
     with _lock:
         found = _clusters.get(name)
+        if found is not None and registry.superseded(found):  # registry hook: shut down/replaced
+            _clusters.pop(name)
+            found.close()
+            found = None
         if found is not None:
             return found
         if name == LOCAL:

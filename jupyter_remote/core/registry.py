@@ -262,6 +262,15 @@ def lookup(name: str) -> dict | None:
     return dict(entry)
 
 
+def superseded(cluster: Any) -> bool:
+    """True if ``cluster`` was found in the registry and its entry is gone or now names another
+    address (the sidebar shut it down, or started a new cluster under the same name)."""
+    if getattr(cluster, "source", None) not in ("server", "kernel"):
+        return False
+    entry = get(cluster.name)
+    return entry is None or entry.get("address") != cluster.address
+
+
 def kernel_name(cluster: Any) -> str | None:
     """The name under which this process registers ``cluster``, or ``None`` if it doesn't."""
     if getattr(cluster, "embedded", False):

@@ -176,3 +176,24 @@ def test_a_config_factory_started_by_a_kernel_is_registered_under_name_pid(path)
                 clusters._clusters.pop("small", None)
             found.close()
     assert registry.get(f"small-{os.getpid()}") is None
+
+
+def test_a_name_shut_down_and_started_again_resolves_to_the_new_cluster(path):
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as first:
+        registry.put({"name": "lab-z", "source": "server", "pid": os.getpid(),
+                      "status": "running", "address": first.scheduler_address})  # fmt: skip
+        assert clusters.cluster("lab-z").client.submit(lambda: 1).result() == 1
+    registry.remove("lab-z")  # the sidebar shut it down ...
+    with pytest.raises(clusters.UnknownClusterError):
+        clusters.cluster("lab-z")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as second:
+        registry.put({"name": "lab-z", "source": "server", "pid": os.getpid(),
+                      "status": "running", "address": second.scheduler_address})  # fmt: skip
+        found = clusters.cluster("lab-z")  # ... and started a new one of the same name
+        try:
+            assert found.address == second.scheduler_address
+            assert found.client.submit(lambda: 2).result() == 2
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("lab-z", None)
+            found.close()
