@@ -10,11 +10,22 @@ import contextlib
 import json
 import os
 import shutil
+import warnings
 
 import dask.config
 import pytest
 
 from tests.server.realserver import JupyterProcess, kill_launchers
+
+try:
+    import jupyterlab  # noqa: F401
+    import playwright  # noqa: F401
+except ImportError:  # without the `ui-test` extra: say so, loudly, and collect nothing here
+    warnings.warn(
+        'tests/ui NOT RUN: install the ui-test extra (pip install -e ".[test,ui-test]")',
+        stacklevel=1,
+    )
+    collect_ignore_glob = ["test_*.py"]
 
 CHROMIUM = os.environ.get("JUPYTER_REMOTE_CHROMIUM", "/usr/bin/chromium")
 
