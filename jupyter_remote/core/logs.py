@@ -468,9 +468,16 @@ def format_line(line: LogLine) -> str:
 
 
 class LogRouter:
-    """Subscribes one client to its topic and routes events to the right :class:`CallLog`."""
+    """Subscribes one client to its topic and routes events to the right :class:`CallLog`.
+
+    The scheduler keeps the last events of every topic (``distributed.admin.log-length``,
+    10,000 by default) for late subscribers; this router subscribed before its first call,
+    so it empties its topic there after every ``trim_lines`` lines: a flood then leaves
+    nothing behind in the scheduler (a 200,000-line one left 3.5 MB).
+    """
 
     history = 200  # finished calls kept for `%remote logs`
+    trim_lines = 50_000
 
     def __init__(self, client):
         self.client = client
@@ -478,6 +485,8 @@ class LogRouter:
         self._active: dict[str, CallLog] = {}
         self._finished: collections.OrderedDict[str, CallLog] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._since_trim = 0
+        self._trimming = False
         client.subscribe_topic(self.topic, self._on_event)
 
     def open(self, call: str, label: str = "") -> CallLog:
@@ -488,6 +497,10 @@ class LogRouter:
 
     def finish(self, log: CallLog, state: str) -> None:
         log.set_state(state)
+        if self._since_trim >= 1000 and not self._trimming:  # a big call's tail
+            self._trimming = True
+            self._since_trim = 0
+            self.client.loop.add_callback(self._trim)
         with self._lock:
             self._active.pop(log.call, None)
             self._finished[log.call] = log
@@ -509,6 +522,25 @@ class LogRouter:
             log = self._active.get(call) or self._finished.get(call)
         if log is not None:
             log.feed(msg)
+        packed = msg.get("packed")
+        self._since_trim += len(packed["text"]) if packed else len(msg.get("lines") or ())
+        if self._since_trim >= self.trim_lines and not self._trimming:
+            self._trimming = True  # this runs on the client's event loop
+            self._since_trim = 0
+            self.client.loop.add_callback(self._trim)
+
+    async def _trim(self) -> None:
+        topic = self.topic
+
+        def truncate(dask_scheduler=None) -> None:  # travels by value: no import needed there
+            dask_scheduler._broker.truncate(topic)
+
+        try:
+            await self.client._run_on_scheduler(truncate)
+        except Exception:  # an older or stricter scheduler: the events just stay there
+            logging.getLogger(__name__).debug("could not trim %s", topic, exc_info=True)
+        finally:
+            self._trimming = False
 
     def close(self) -> None:
         try:
