@@ -50,12 +50,20 @@ class Call:
         extra: Sequence = (),
         fn: Callable = runner.run,
         key: str | None = None,
+        env: dict | None = None,
     ):
-        """Pickle ``spec`` and submit ``fn(payload, *extra, *dependencies)``; return the future."""
+        """Pickle ``spec`` and submit ``fn(payload, *extra, *dependencies)``; return the future.
+
+        ``env`` (from :func:`jupyter_remote.core.environments.resolve`) runs the payload in
+        a process of that requirements environment on the worker.
+        """
         if resources:
             check_resources(self.cluster, resources, self.label)
         spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
         data, deps = payload.dumps(spec, names)
+        if env is not None:
+            data = payload.with_env(data, {"env": env, "call": self.id, "kind": spec["kind"],
+                                           "topic": self.cluster.router.topic})
         with dask.annotate(jupyter_remote=registry.call_annotation(self)):  # for the sidebar
             future = self.cluster.client.submit(
                 fn,
@@ -95,18 +103,18 @@ class Call:
         keys = [f.key for f in self.futures]
         running_on = client.run_on_scheduler(runner.where_running, keys)
         client.cancel(self.futures)
-        interrupted = []
+        outcomes: dict[str, str] = {}
         if running_on:
-            stopped = client.run(runner.interrupt, self.id, workers=running_on, on_error="return")
-            interrupted = [w for w, ok in stopped.items() if ok is True]
+            outcomes = client.run(runner.interrupt, self.id, workers=running_on, on_error="return")
+        interrupted = [w for w, what in outcomes.items() if what == "interrupted"]
         if interrupted:
             what = (
                 f"cancelled; the running code on {', '.join(interrupted)} was interrupted (code "
                 "inside one long call into C, such as time.sleep, stops when that call returns)"
             )
-        elif running_on:
+        elif "finished" in outcomes.values():
             what = "cancelled; it had just finished"
-        else:
+        else:  # queued on the scheduler, or waiting in a worker's queue
             what = "cancelled before it started"
         self.finish("cancelled")
         return what
@@ -222,7 +230,7 @@ def wait(
 
 async def _fetch(future, index: int, inbox: queue.SimpleQueue, sent=None) -> None:
     try:
-        value = await future
+        value = payload.unwrap(await future)  # a value made in a requirements environment
     except BaseException as exc:  # the remote failure, or a cancellation
         outcome = (_DONE, index, False, exc)
     else:

@@ -40,11 +40,6 @@ class RemoteFunction:
                 f"jupyter_remote.function expects a function (or a RemoteRef of one), "
                 f"got {type(fn).__name__}"
             )
-        if reqs:
-            raise NotImplementedError(
-                "reqs= (requirements shipped with the function) is not available yet; "
-                "install the packages on the workers for now"
-            )
         self.fn = fn
         self._cluster = cluster
         self.reqs = reqs
@@ -94,17 +89,30 @@ class RemoteFunction:
     def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
         call = calls.Call(self.cluster, self._label(), "call")
         spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        env = self._env()
         key = self._cache_key(spec) if self.cache else None
+        if key is not None and env is not None:
+            key += f"-{env['hash']}"
         future = call.submit(
-            spec, names=_arg_names(args, kwargs), resources=self.resources, key=key
+            spec, names=_arg_names(args, kwargs), resources=self.resources, key=key, env=env
         )
         if key is not None:
             # Holding one future keeps the result on the cluster: an identical call later
             # gets the same key, which Dask answers from memory without running it again.
-            self._cached[key] = future
+            from distributed import Future
+
+            self._cached[key] = Future(future.key, future.client)  # a reference of our own
             while len(self._cached) > self.cache_size:
                 self._cached.pop(next(iter(self._cached))).release()
         return call, future
+
+    def _env(self) -> dict | None:
+        """The env spec of ``reqs``, read now: an edited wheel gets a new environment."""
+        if not self.reqs:
+            return None
+        from jupyter_remote.core import environments
+
+        return environments.resolve(self.reqs)
 
     cache_size = 128  # results a cached function keeps alive on the cluster
 
@@ -161,12 +169,13 @@ class RemoteFunction:
         call = calls.Call(self.cluster, self._label("map"), "map")
         call.log.total = len(items)
         futures = []
+        env = self._env()
         for b, start in enumerate(range(0, len(items), size)):
             chunk = items[start : start + size]
             futures.append(
                 call.submit(
                     {"kind": "batch", "fn": self.fn, "items": chunk, "batch": b},
-                    resources=self.resources,
+                    resources=self.resources, env=env,
                 )
             )
         view = _view_factory()
@@ -224,7 +233,7 @@ class RemoteFunction:
             except TimeoutError:
                 previous = None
             stage = call.submit(spec, names=_arg_names(args, kwargs), resources=self.resources,
-                                fn=runner.run_queued, extra=[previous])
+                                fn=runner.run_queued, extra=[previous], env=self._env())
             variable.set(stage)
         future = client.submit(runner.unwrap, stage, key=f"remote-queued-{call.id}-value", pure=False)
         call.futures.append(future)
@@ -256,13 +265,23 @@ class CallView:
         """Runs in the calling thread once the call has ended (``call.log.state`` says how)."""
 
 
-_view_factory: Callable[[], CallView] = CallView
+def _view_factory() -> CallView:
+    """The view of a waiting call: the IPython extension's if it set one, else text.
+
+    The factory is kept on the package (``jupyter_remote._call_view``), so loading the
+    extension can set it without importing this module and Dask.
+    """
+    import jupyter_remote
+
+    factory = getattr(jupyter_remote, "_call_view", None) or CallView
+    return factory()
 
 
 def set_view(factory: Callable[[], CallView] | None) -> None:
     """Use ``factory()`` as the view of waiting calls; ``None`` restores the text view."""
-    global _view_factory
-    _view_factory = factory or CallView
+    import jupyter_remote
+
+    jupyter_remote._call_view = factory  # type: ignore[attr-defined]
 
 
 def print_lines(lines: list[logs.LogLine]) -> None:
@@ -316,6 +335,10 @@ def function(
         or a ``RemoteRef`` of a function that already lives on the cluster.
     cluster
         A cluster name or address, or a ``Cluster``; ``None`` means the default cluster.
+    reqs
+        pip requirements (``"pkg==1.2"``), paths of local wheels or project folders: each
+        call runs in an environment with them on top of the workers' own packages, built
+        once per host and cached by content (see ``docs/requirements.md``).
     name
         Name used in logs and for ``enqueue``'s queue (default: the function's qualname).
     resources

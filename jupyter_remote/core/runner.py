@@ -15,6 +15,7 @@ Whatever user code raises leaves as :class:`RemoteTaskError` holding plain bytes
 from __future__ import annotations
 
 import ast
+import collections
 import builtins
 import ctypes
 import linecache
@@ -32,11 +33,19 @@ _kept_lock = threading.Lock()
 # Threads running calls, so ``interrupt`` can stop one: {call: thread ident}
 _running: dict[str, int] = {}
 _running_lock = threading.Lock()
+# Calls that ended here lately, so a cancel can tell "had finished" from "never started"
+_ended: collections.deque[str] = collections.deque(maxlen=1000)
 
 
 def run(data: bytes, *dependencies: Any) -> Any:
     """Run one payload. This is the only function the scheduler ever sees in our tasks."""
+    if data[: len(payload.ENV_HEADER)] == payload.ENV_HEADER:  # requirements or files
+        from jupyter_remote.core import envprocess
+
+        return envprocess.run_in_env(data, dependencies)
     try:
+        if any(type(d) is payload.Opaque for d in dependencies):
+            dependencies = tuple(payload.unwrap(d) for d in dependencies)
         spec = payload.loads(data, dependencies)
     except Exception as exc:
         error = payload.pack_exception(exc)
@@ -44,9 +53,13 @@ def run(data: bytes, *dependencies: Any) -> Any:
         error = None
     if error is not None:
         raise error  # raised outside `except`: no chained user exception to pickle
+    return execute(spec, logs.worker_sink(spec["call"], spec["topic"]), _worker_address())
+
+
+def execute(spec: dict, sink: logs.Sink, worker: str) -> Any:
+    """Run an opened payload with its output captured into ``sink`` (here, or in the
+    process of a requirements environment)."""
     call = spec["call"]
-    sink = logs.worker_sink(call, spec["topic"])
-    worker = _worker_address()
     # Announced only if the call lasts: a quick call should not pay for an extra message.
     sink.state_soon("running", worker=worker)
     with _running_lock:
@@ -78,6 +91,7 @@ def _stop_interrupts(call: str) -> None:
     """
     with _running_lock:
         _running.pop(call, None)
+        _ended.append(call)
 
 
 def _dispatch(spec: dict, sink: logs.Sink, worker: str) -> Any:
@@ -165,6 +179,12 @@ def take(call: str, name: str, label: str, *_after: Any) -> Any:
 
     Runs after the cell's task (``_after``), on the worker holding it.
     """
+    if call not in _kept:
+        from jupyter_remote.core import envprocess
+
+        elsewhere = envprocess.take(call, name, label)  # kept in an environment's process
+        if elsewhere is not None:
+            return elsewhere[0]
     with _kept_lock:
         kept = _kept.get(call)
         if kept is None or name not in kept:
@@ -283,17 +303,18 @@ def where_running(keys: list[str], dask_scheduler=None) -> list[str]:
     return sorted(out)
 
 
-def interrupt(call: str) -> bool:
-    """Stop a running call by raising in its thread; True if it was running here.
+def interrupt(call: str) -> str:
+    """Stop a running call by raising in its thread.
 
+    Returns ``"interrupted"``, ``"finished"`` (it had ended here) or ``"not started"``.
     Python checks for the exception between bytecodes: pure-Python work stops at once,
     a long call into C (``time.sleep``, a big numpy operation) stops when it returns.
     """
     with _running_lock:
         ident = _running.get(call)
         if ident is None:
-            return False
+            return "finished" if call in _ended else "not started"
         n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(ident), ctypes.py_object(RemoteCancelledError)
         )
-    return n == 1
+    return "interrupted" if n == 1 else "finished"

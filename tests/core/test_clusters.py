@@ -115,11 +115,14 @@ def test_embedded_cluster_dies_with_its_kernel(how, tmp_path):
         "if sys.argv[1] == 'kill':\n"
         "    time.sleep(60)\n"
     )
+    errors = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, how], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        [sys.executable, "-c", script, how],
+        stdout=subprocess.PIPE, stderr=errors, text=True, cwd=tmp_path,
     )
     pids = [int(p) for p in proc.stdout.readline().split()]
-    assert len(pids) >= 2, pids
+    errors.seek(0)
+    assert len(pids) >= 2, (pids, errors.read()[-3000:])
     if how == "kill":
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
