@@ -7,20 +7,28 @@ client's event-loop thread. Otherwise (terminal IPython, no ipywidgets, or
 ``jupyter-remote.widgets: false``) the text view prints the same information: the call's
 state, worker and elapsed time on stderr, prefixed ``[remote]``, and its lines in the
 waiting thread, so they land in the cell that waits.
+
+Importing this module is cheap (``%load_ext`` imports it): Dask, core and ipywidgets load
+when a call first shows. The ``Function*View`` classes implement the hooks of
+:class:`jupyter_remote.core.functions.CallView` without importing it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from jupyter_remote import config
-from jupyter_remote.core.functions import CallView as _FunctionView
-from jupyter_remote.core.functions import print_lines, set_view
+
+def print_lines(lines) -> None:
+    from jupyter_remote.core.functions import print_lines as text
+
+    text(lines)
 
 
 def widgets_enabled(shell=None) -> bool:
     """True when calls should draw as widgets: a kernel shell, ipywidgets importable, and
     ``jupyter-remote.widgets`` not false."""
+    from jupyter_remote import config
+
     setting = config.get("widgets", "auto")
     if setting is False or str(setting).lower() in ("false", "no", "off", "text"):
         return False
@@ -112,7 +120,7 @@ class CallView:
         )
 
 
-class FunctionTextView(_FunctionView):
+class FunctionTextView:
     """Text view of ``RemoteFunction`` calls and maps: lines, then state and progress."""
 
     def __init__(self) -> None:
@@ -161,7 +169,7 @@ class WidgetCallView(CallView):
             self.widget.set_note(f"bound {names} as pending refs")
 
 
-class FunctionWidgetView(_FunctionView):
+class FunctionWidgetView:
     """Widget view of ``RemoteFunction`` calls: status, log and (for maps) progress bar."""
 
     def __init__(self) -> None:
@@ -186,7 +194,7 @@ def cell_view(wait: bool = True) -> CallView:
     return WidgetCallView(wait) if widgets_enabled() else CallView(wait)
 
 
-def function_view() -> _FunctionView:
+def function_view():
     """The view of a waiting ``RemoteFunction`` call in this frontend."""
     return FunctionWidgetView() if widgets_enabled() else FunctionTextView()
 
@@ -208,7 +216,9 @@ def _ref_bundle(ref) -> dict | None:
 def install(shell) -> None:
     """On ``%load_ext``: views for remote functions, and the compact card of refs (a live
     one for pending refs where widgets show)."""
-    set_view(function_view)
+    import jupyter_remote
+
+    jupyter_remote._call_view = function_view  # what core.functions.set_view does
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.for_type_by_name("jupyter_remote.core.refs", "RemoteRef", _ref_html)
@@ -218,7 +228,9 @@ def install(shell) -> None:
 
 
 def uninstall(shell) -> None:
-    set_view(None)
+    import jupyter_remote
+
+    jupyter_remote._call_view = None
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.pop("jupyter_remote.core.refs.RemoteRef", None)
