@@ -61,8 +61,19 @@ def test_two_concurrent_no_wait_calls_draw_into_their_own_widgets(kernel):
     wa, wb = kernel.call_widget(a), kernel.call_widget(b)
     assert wa.lines != wb.lines
     kernel.reply(a), kernel.reply(b)
-    # Both cells returned at once; their widgets keep updating afterwards.
+    # Both cells returned at once; their widgets keep updating afterwards, while other
+    # cells run: none of the remote lines lands in those.
     assert "done" not in wa.value("status") and "done" not in wb.value("status")
+    others = []
+    deadline = time.monotonic() + 30
+    while ("done" not in wa.value("status") or "done" not in wb.value("status")) and (
+        time.monotonic() < deadline
+    ):
+        others.append(kernel.submit("print('a local line')"))
+        kernel.reply(others[-1])
+        time.sleep(0.1)
+    assert len(others) >= 3
+    assert all(kernel.text(m) == "a local line\n" for m in others)
     wa.wait_value("status", "done")
     wb.wait_value("status", "done")
     assert _lines_of(wa.value("lines")) == [f"alpha {i}" for i in range(8)]
