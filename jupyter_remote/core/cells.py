@@ -78,13 +78,15 @@ def run_cell(
     timeout: float | None = None,
     on_lines=None,
     on_call=None,
+    env: dict | None = None,
 ) -> CellResult:
     """Run ``source`` on one worker of ``cluster`` with inputs from ``namespace``.
 
     Every name the cell binds (or only ``outputs``) comes back as a :class:`RemoteRef`
     (or, with ``get``, as its value). With ``wait=False`` the refs are returned at once and
     fill in when the cell finishes. ``on_call(call)`` runs once the call is submitted (for
-    views); ``on_lines`` receives log lines while waiting.
+    views); ``on_lines`` receives log lines while waiting. ``env`` (an env spec from
+    :func:`jupyter_remote.core.environments.resolve`) runs the cell in that environment.
     """
     filename = filename or f"<{label}>"
     found, inputs = collect_inputs(source, namespace, filename, label)
@@ -99,7 +101,7 @@ def run_cell(
         "required": list(outputs or ()),
         "get": get,
     }
-    main = call.submit(spec, names=inputs, resources=resources)
+    main = call.submit(spec, names=inputs, resources=resources, env=env)
     takes = {}
     if not get:
         for name in names:

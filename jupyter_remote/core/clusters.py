@@ -21,7 +21,7 @@ from typing import Any
 import dask.config
 
 from jupyter_remote import config
-from jupyter_remote.core import registry
+from jupyter_remote.core import registry, versions
 from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Cluster:
         self.error = None
         self.address = client.scheduler.address
         registry.announce(self)  # registry hook: the sidebar lists this kernel's cluster
+        versions.check(client, self.name)  # warns once if pickles cannot cross safely
         if self.interactive and client.scheduler_comm is not None:
             client.scheduler_comm.interval = 0
         return client

@@ -97,6 +97,49 @@ def loads(data: bytes, dependencies: tuple = ()) -> Any:
     return _DependencyUnpickler(io.BytesIO(data), dependencies).load()
 
 
+# -- values of environments ---------------------------------------------------------------
+class Opaque:
+    """A value made in a requirements environment, kept as its pickled bytes.
+
+    The worker's own process may lack (or have another version of) the classes inside, so
+    it never opens them: :func:`unwrap` does, in the notebook or in the environment.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __sizeof__(self) -> int:
+        return len(self.data) + 64
+
+    def __repr__(self) -> str:
+        return f"<value of a requirements environment, {len(self.data)} bytes>"
+
+
+def unwrap(value: Any) -> Any:
+    """Open an :class:`Opaque` value; anything else is returned as is."""
+    if type(value) is Opaque:
+        return cloudpickle.loads(value.data)
+    return value
+
+
+ENV_HEADER = b"\x00jrenv1\x00"
+
+
+def with_env(data: bytes, meta: dict) -> bytes:
+    """A payload that runs in an environment: plain-pickled ``meta`` (the env spec, the call)
+    ahead of the opaque payload, so the worker reads it without opening user code."""
+    head = pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)
+    return ENV_HEADER + len(head).to_bytes(8, "little") + head + data
+
+
+def split_env(data: bytes) -> tuple[dict, bytes]:
+    start = len(ENV_HEADER)
+    size = int.from_bytes(data[start : start + 8], "little")
+    return pickle.loads(data[start + 8 : start + 8 + size]), data[start + 8 + size :]
+
+
 # -- local modules by value ----------------------------------------------------------------
 _registered: set[str] = set()
 _scanned = 0

@@ -163,6 +163,7 @@ def _identity(x):
 def _check_bound(value: Any) -> Any:
     from jupyter_remote.core.runner import Unbound
 
+    value = payload.unwrap(value)  # a value made in a requirements environment
     if isinstance(value, Unbound):
         raise NameError(
             f"{value.label} was not bound when the cell ran (a branch that did not run, "

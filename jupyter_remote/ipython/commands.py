@@ -238,11 +238,39 @@ def logs_cmd(shell, words: list[str]) -> None:
 
 
 def envs_cmd(shell, words: list[str]) -> None:
-    _parse(_parser("envs", "list requirement environments"), words)
-    print(
-        "no requirement environments: this version of jupyter_remote runs code with the "
-        "workers' own packages (--reqs is not available yet)"
-    )
+    p = _parser("envs", "list the requirement environments built on a cluster's hosts")
+    p.add_argument("cluster", nargs="?", default=None)
+    p.add_argument("--prune", action="store_true",
+                   help="remove the environments no running call uses")
+    args = _parse(p, words)
+    import time
+
+    from dask.utils import format_bytes
+
+    from jupyter_remote.core import environments
+    from jupyter_remote.ipython.magics import _cluster
+
+    found = _cluster(args.cluster)
+    if args.prune:
+        removed = environments.prune_cluster(found)
+        print(f"removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""))
+    rows = environments.cluster_envs(found)
+    if not rows:
+        print(f"no requirement environments on {found.name!r} (cells with --reqs build them)")
+        return
+    now = time.time()
+    print(_table(
+        [[r["hash"], " ".join(r["requirements"]), ", ".join(r["hosts"]), format_bytes(r["size"]),
+          _ago(now - r["last_used"]) + (" (in use)" if r["in_use"] else "")] for r in rows],
+        ["hash", "requirements", "hosts", "size", "last used"],
+    ))
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
 
 
 COMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {

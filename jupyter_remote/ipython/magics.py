@@ -78,18 +78,19 @@ class RemoteMagics(Magics):
 
             %%remote tcp://scheduler:8786 --out model --timeout 600
             ...
+
+            %%remote --reqs "scikit-learn==1.5.2" ./wheels/mypkg-1.0-py3-none-any.whl --files data.csv
+            ...   # runs in an environment with those, built once per host, cached by content
         """
         args = _parse(self.remote, line)
-        if args.reqs or args.requirements_file or args.files or args.cache:
-            raise UsageError(
-                "--reqs, -r, --files and --cache are not available in this version of "
-                "jupyter_remote: install the packages on the workers for now"
-            )
+        if args.cache:
+            raise UsageError("--cache is not available in this version of jupyter_remote")
         if args.get and args.no_wait:
             raise UsageError("--get and --no-wait cannot be combined: --get waits to download")
         if args.timeout is not None and args.timeout <= 0:
             raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
         resources = _resources(args.resources)
+        env = _env(args)
 
         from jupyter_remote.core import cells
         from jupyter_remote.ipython import render
@@ -117,6 +118,7 @@ class RemoteMagics(Magics):
                 timeout=args.timeout,
                 on_lines=view.on_lines,
                 on_call=view.start,
+                env=env,
             )
         except Exception as error:
             view.fail(error)
@@ -145,7 +147,7 @@ class RemoteMagics(Magics):
             %remote publish NAME [--as SHARED]  share a ref with other notebooks
             %remote fetch SHARED [--as NAME]    bind a shared ref here
             %remote logs [CALL]                 list recent calls, or replay one call's log
-            %remote envs                        requirement environments on the cluster
+            %remote envs [CLUSTER] [--prune]    requirement environments on the cluster
         """
         from jupyter_remote.ipython import commands
 
@@ -163,6 +165,18 @@ class RemoteMagics(Magics):
                 + self.remote_line.__doc__
             )
         return handler(self.shell, rest)
+
+
+def _env(args):
+    """The env spec of --reqs/-r/--files (None without them); a bad path is a UsageError."""
+    if not (args.reqs or args.requirements_file or args.files):
+        return None
+    from jupyter_remote.core import environments
+
+    try:
+        return environments.resolve(args.reqs, args.requirements_file, args.files)
+    except (OSError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cluster(name: str | None):

@@ -1,0 +1,267 @@
+"""Requirement environments on a real LocalCluster with worker processes.
+
+Wheels come from a wheelhouse the tests write themselves; pip installs with ``--no-index
+--find-links`` into an environments root under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import dask
+import pytest
+
+import jupyter_remote
+from jupyter_remote.core import cells, environments, versions
+from tests import wheelhouse
+
+# Fixtures shared with the other environment tests.
+house, env_root, envs_cluster = wheelhouse.house, wheelhouse.env_root, wheelhouse.envs_cluster
+
+
+def toy_version():
+    import jrtoy
+
+    return jrtoy.VERSION
+
+
+def report():
+    import sys
+
+    import jrtoy
+
+    return {"version": jrtoy.VERSION, "python": sys.executable, "env": jupyter_remote.get_env(),
+            "imported": sorted(m for m in sys.modules if m.startswith("jrtoy"))}
+
+
+def record_of(env: dict) -> dict:
+    with open(os.path.join(env["path"], environments.RECORD)) as f:
+        return json.load(f)
+
+
+def test_side_by_side_versions_and_the_workers_own(envs_cluster, house):
+    one = jupyter_remote.function(report, envs_cluster, reqs=["jrtoy==1.0"])()
+    two = jupyter_remote.function(report, envs_cluster, reqs=["jrtoy==2.0"])()
+    assert (one["version"], two["version"]) == ("1.0", "2.0")
+    assert one["env"]["hash"] != two["env"]["hash"]
+    assert one["python"].startswith(one["env"]["path"])
+    assert one["env"]["requirements"] == ["jrtoy==1.0"]
+    # Without requirements: the workers' own packages, where jrtoy is not installed.
+    with pytest.raises(ModuleNotFoundError, match="jrtoy"):
+        jupyter_remote.function(toy_version, envs_cluster)()
+
+
+def test_an_env_shadows_a_version_the_worker_process_already_imported(envs_cluster, house, tmp_path):
+    # Give every worker process jrtoy 1.0 of its own, imported, then ask for 2.0.
+    import zipfile
+
+    base = tmp_path / "base"
+    zipfile.ZipFile(os.path.join(house, "jrtoy-1.0-py3-none-any.whl")).extractall(base)
+    client = envs_cluster.client
+
+    def import_base(path):
+        import sys
+
+        sys.path.insert(0, path)
+        import jrtoy
+
+        return jrtoy.VERSION
+
+    def forget_base(path):
+        import sys
+
+        sys.path.remove(path)
+        sys.modules.pop("jrtoy", None)
+
+    assert set(client.run(import_base, str(base)).values()) == {"1.0"}
+    try:
+        pinned = jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==2.0"])
+        assert pinned() == "2.0"
+        assert jupyter_remote.function(toy_version, envs_cluster)() == "1.0"  # the worker's own
+    finally:
+        client.run(forget_base, str(base))
+
+
+def test_second_call_is_a_cache_hit_proven_by_the_build_record(envs_cluster, env_root):
+    f = jupyter_remote.function(report, envs_cluster, reqs=["jrtoy==1.0", "jrtoy"])
+    first = f()
+    record = record_of(first["env"])
+    again = [f() for _ in range(3)]
+    assert {r["env"]["hash"] for r in again} == {first["env"]["hash"]}
+    assert {record_of(r["env"])["build_id"] for r in again} == {record["build_id"]}
+    assert record["requirements"] == ["jrtoy==1.0", "jrtoy"]
+    with open(os.path.join(first["env"]["path"], environments.PIP_LOG)) as log:
+        assert "Successfully installed jrtoy-1.0" in log.read()
+    assert not [d for d in os.listdir(env_root) if d.startswith(".build-")]
+
+
+def test_concurrent_calls_on_one_host_build_once(envs_cluster):
+    f = jupyter_remote.function(report, envs_cluster, reqs=["jrtoy==2.0", "jrtoy>=2"])
+    refs = [f.remote() for _ in range(4)]
+    got = jupyter_remote.get(refs)
+    assert {r["env"]["hash"] for r in got} == {got[0]["env"]["hash"]}
+    assert len({record_of(r["env"])["build_id"] for r in got}) == 1
+    assert {r["version"] for r in got} == {"2.0"}
+
+
+def test_a_changed_wheel_with_the_same_name_gets_a_new_environment(envs_cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = wheelhouse.wheel(str(tmp_path), "jrtoy", "1.0")
+    name = "./" + os.path.basename(path)
+    f = jupyter_remote.function(report, envs_cluster, reqs=[name])
+    before = f()
+    wheelhouse.wheel(str(tmp_path), "jrtoy", "1.0", body="VERSION = '1.0, rebuilt'\n")
+    after = f()
+    assert before["version"] == "1.0" and after["version"] == "1.0, rebuilt"
+    assert before["env"]["hash"] != after["env"]["hash"]
+
+
+def test_a_failed_build_names_the_requirement_leaves_nothing_and_is_retried(
+    envs_cluster, house, env_root, tmp_path
+):
+    project = wheelhouse.broken_project(str(tmp_path))
+    with pytest.raises(environments.EnvironmentBuildError) as info:
+        jupyter_remote.function(toy_version, envs_cluster, reqs=[project])()
+    text = str(info.value)
+    assert "jrbroken" in text and "fails on purpose" in text and "pip exited with" in text
+
+    # Missing from the wheelhouse: fails, and once the wheel is there the same call works.
+    def later_version():
+        import jrlater
+
+        return jrlater.VERSION
+
+    later = jupyter_remote.function(later_version, envs_cluster, reqs=["jrlater==0.5"])
+    with pytest.raises(environments.EnvironmentBuildError, match="jrlater==0.5"):
+        later()
+    assert not [d for d in os.listdir(env_root) if d.startswith(".build-")]
+    assert not [r for r in environments.cluster_envs(envs_cluster)
+                if "jrlater==0.5" in r["requirements"]]
+    wheelhouse.wheel(house, "jrlater", "0.5", body="VERSION = '0.5'\n")
+    try:
+        assert later() == "0.5"
+    finally:
+        os.remove(os.path.join(house, "jrlater-0.5-py3-none-any.whl"))
+
+
+def test_files_are_in_the_working_directory_and_get_env_lists_them(envs_cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "settings.ini").write_text("[x]\ny = 3\n")
+    source = (
+        "import jupyter_remote, os\n"
+        "info = jupyter_remote.get_env()\n"
+        "rows = open('data.csv').read().splitlines()\n"
+        "conf = open(os.path.join('conf', 'settings.ini')).read()\n"
+        "cwd = os.getcwd()\n"
+    )
+    env = environments.resolve(files=["data.csv", "conf"])
+    result = cells.run_cell(source, {}, envs_cluster, get=True, env=env)
+    values = result.values
+    assert values["rows"] == ["a,b", "1,2"] and "y = 3" in values["conf"]
+    info = values["info"]
+    assert info["files"] == ["data.csv", "conf"] and info["workdir"] == values["cwd"]
+    assert info["hash"] is None and info["requirements"] == []
+    workers = sorted(envs_cluster.client.scheduler_info()["workers"])
+    assert info["workers"] == workers
+
+
+def test_cell_values_made_in_an_env_stay_there_and_feed_the_next_cell(envs_cluster):
+    env = environments.resolve(["jrtoy==2.0"])
+    first = cells.run_cell("import jrtoy\nthing = jrtoy.Thing()\nlabel = 'v' + jrtoy.VERSION\n",
+                           {}, envs_cluster, env=env)
+    assert first.refs["label"].get() == "v2.0"  # plain values download as usual
+    ns = {"thing": first.refs["thing"]}
+    second = cells.run_cell("seen = thing.version\n", ns, envs_cluster, env=env)
+    assert second.refs["seen"].get() == "2.0"
+    # The worker process never opened it: jrtoy is not installed there.
+    with pytest.raises(ModuleNotFoundError):
+        first.refs["thing"].get()
+
+
+def test_logs_from_the_env_process_reach_the_notebook(envs_cluster, capsys):
+    def noisy():
+        import logging
+        import sys
+
+        import jrtoy
+
+        print("stdout from", jrtoy.VERSION)
+        print("stderr line", file=sys.stderr)
+        logging.getLogger("toy").warning("a warning record")
+        return 1
+
+    assert jupyter_remote.function(noisy, envs_cluster, reqs=["jrtoy==1.0"])() == 1
+    out = capsys.readouterr()
+    assert "stdout from 1.0" in out.out
+    assert "stderr line" in out.err and "a warning record" in out.err
+
+
+def test_map_and_exceptions_in_an_env(envs_cluster):
+    def version_plus(x):
+        import jrtoy
+
+        if x == 3:
+            raise ValueError(f"bad item {x} under {jrtoy.VERSION}")
+        return f"{jrtoy.VERSION}+{x}"
+
+    f = jupyter_remote.function(version_plus, envs_cluster, reqs=["jrtoy==2.0"])
+    got = f.map(range(5), errors="return", batch_size=2)
+    assert got[:3] == ["2.0+0", "2.0+1", "2.0+2"] and got[4] == "2.0+4"
+    assert isinstance(got[3], ValueError) and "under 2.0" in str(got[3])
+
+
+def test_list_prune_and_size_cap(envs_cluster, env_root):
+    rows = environments.cluster_envs(envs_cluster)
+    assert rows and all(r["hosts"] and r["size"] > 0 for r in rows)
+    assert any(r["requirements"] == ["jrtoy==1.0"] for r in rows)
+    # The cap, applied on this host to the same root: what live env processes use stays.
+    with dask.config.set({"jupyter-remote.environments.root": env_root,
+                          "jupyter-remote.environments.max-size": 1}):
+        environments._enforce_cap(env_root)
+        left = environments.list_envs()
+    assert left and all(r["in_use"] for r in left)
+    removed = environments.prune_cluster(envs_cluster)
+    assert removed and environments.cluster_envs(envs_cluster) == []
+    # Removed environments are rebuilt on the next call.
+    assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==1.0"])() == "1.0"
+
+
+def test_resolve_hashes_contents_and_reads_requirement_files(tmp_path):
+    wheel = wheelhouse.wheel(str(tmp_path / "w"), "jrtoy", "1.0")
+    (tmp_path / "reqs.txt").write_text(
+        f"# comment\njrtoy==1.0  # pinned\n--find-links {tmp_path}\n./w/{os.path.basename(wheel)}\n"
+    )
+    spec = environments.resolve(requirements_file="reqs.txt", base=str(tmp_path), pip_options=[])
+    assert spec["requirements"][0] == "jrtoy==1.0" and len(spec["local"]) == 1
+    assert spec["pip_options"] == ["--find-links", str(tmp_path)]
+    same = environments.resolve(requirements_file="reqs.txt", base=str(tmp_path), pip_options=[])
+    assert same["hash"] == spec["hash"]
+    shutil.copy(wheel, str(tmp_path))  # unrelated file: same hash
+    wheelhouse.wheel(str(tmp_path / "w"), "jrtoy", "1.0", body="VERSION = 'edited'\n")
+    edited = environments.resolve(requirements_file="reqs.txt", base=str(tmp_path), pip_options=[])
+    assert edited["hash"] != spec["hash"]
+    assert environments.resolve(None, None, None) is None
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        environments.resolve(["./missing-1.0-py3-none-any.whl"], base=str(tmp_path))
+
+
+def test_version_check_names_mismatches(envs_cluster):
+    assert versions.check(envs_cluster.client, "envs-test") == []  # same interpreter
+    fake = {
+        "client": {"packages": {"python": "3.11.7.final.0", "dask": "2026.8.0",
+                                "distributed": "2026.8.0", "cloudpickle": "3.1.2",
+                                "jupyter_remote": "0.1.0"}},
+        "workers": {"tcp://w1:1": {"packages": {"python": "3.12.1.final.0", "dask": "2026.8.0",
+                                                "distributed": "2026.8.0", "cloudpickle": "3.0.0",
+                                                "jupyter_remote": None}}},
+    }
+    lines = versions.mismatches(fake)
+    assert lines == [
+        "python: notebook has 3.11, tcp://w1:1 3.12",
+        "cloudpickle: notebook has 3.1.2, tcp://w1:1 3.0.0",
+        "jupyter_remote: notebook has 0.1.0, tcp://w1:1 not installed",
+    ]
