@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -243,7 +244,7 @@ def root() -> str:
 def env_key(spec: dict) -> str:
     """The spec's requirements hash for this host's interpreter and platform."""
     tag = "\0".join([
-        spec["reqs_hash"] or "", sys.implementation.name, "%d.%d" % sys.version_info[:2],
+        spec["reqs_hash"] or "", sys.implementation.name, "{}.{}".format(*sys.version_info[:2]),
         sys.platform, platform.machine(), os.path.realpath(sys.executable),
     ])
     return hashlib.sha256(tag.encode()).hexdigest()[:16]
@@ -355,7 +356,7 @@ def _build(spec: dict, key: str, base: str, on_line) -> None:
             "spec_hash": spec["reqs_hash"],
             "requirements": spec["requirements"],
             "pip_options": spec["pip_options"],
-            "python": "%d.%d.%d" % sys.version_info[:3],
+            "python": "{}.{}.{}".format(*sys.version_info[:3]),
             "base_python": os.path.realpath(sys.executable),
             "host": socket.gethostname(),
             "built": time.time(),
@@ -389,7 +390,7 @@ def _layer_over_worker(site: str, own: list[str]) -> None:
         if real not in skip and real not in paths:
             paths.append(real)
     # One line of code (site.addpackage exec's it); addsitedir skips paths already there.
-    line = "import site; list(map(site.addsitedir, %r))\n" % paths
+    line = f"import site; list(map(site.addsitedir, {paths!r}))\n"
     # 'zz': after any .pth the env's own packages bring, so they are set up first.
     with open(os.path.join(site, "zz_jupyter_remote_worker.pth"), "w") as f:
         f.write(line)
@@ -418,13 +419,16 @@ def _materialize(spec: dict, where: str) -> list[str]:
     return out
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _run_logged(cmd: list[str], emit) -> int:
-    env = {**os.environ, "PIP_NO_INPUT": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     for line in proc.stdout:
-        emit(line.rstrip("\n"))
+        emit(_ANSI.sub("", line.rstrip("\n")))
     return proc.wait()
 
 

@@ -369,13 +369,18 @@ def _child(env_path: str) -> None:
             remaining = sum(v is not runner._UNBOUND for v in runner._kept.get(call, {}).values())
         value_reply(message["id"], value, isinstance(value, runner.Unbound), remaining=remaining)
 
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Threads are reused: a call does not pay for starting one. As many as the worker may
+    # run at once (each waits for its call here), and then some.
+    pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="env-call")
     while True:
         message = _receive(proto_in)
         if message is None:
             os._exit(0)
         op = message["op"]
         if op == "run":
-            threading.Thread(target=serve_run, args=(message,), daemon=True).start()
+            pool.submit(serve_run, message)
         elif op == "take":
             serve_take(message)
         elif op == "interrupt":
