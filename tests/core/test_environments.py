@@ -265,3 +265,70 @@ def test_version_check_names_mismatches(envs_cluster):
         "cloudpickle: notebook has 3.1.2, tcp://w1:1 3.0.0",
         "jupyter_remote: notebook has 0.1.0, tcp://w1:1 not installed",
     ]
+
+
+def test_the_cell_shows_building_then_the_call_runs(envs_cluster):
+    from jupyter_remote.core import functions
+
+    states: list[str] = []
+    lines: list[str] = []
+
+    class Recorder(functions.CallView):
+        def start(self, call):
+            call.log.listen(lambda log, new: states.append(log.state))
+
+        def on_lines(self, new):
+            lines.extend(line["text"] for line in new)
+
+    functions.set_view(Recorder)
+    try:
+        assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==1.0", "jrtoy<3"])() == "1.0"
+    finally:
+        functions.set_view(None)
+    assert "building" in states
+    assert any(text.startswith("[pip] Successfully installed jrtoy-1.0") for text in lines)
+
+
+def test_interrupting_a_call_in_an_env_stops_it_and_the_env_keeps_working(envs_cluster, tmp_path):
+    import time
+
+    ticks = tmp_path / "ticks"
+    ticks.write_text("")
+
+    def slow(path):
+        import time
+
+        import jrtoy
+
+        print("started", jrtoy.VERSION, flush=True)
+        for _ in range(600):
+            with open(path, "a") as f:
+                f.write(".")
+            time.sleep(0.05)
+        return "never"
+
+    f = jupyter_remote.function(slow, envs_cluster, reqs=["jrtoy==2.0"])
+    ref = f.remote(str(ticks))
+    deadline = time.monotonic() + 30
+    while len(ticks.read_text()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    what = ref.cancel()
+    assert "interrupted" in what, what
+    time.sleep(0.5)
+    stopped_at = len(ticks.read_text())
+    time.sleep(0.5)
+    assert len(ticks.read_text()) == stopped_at  # the env process's thread really stopped
+    assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
+
+
+def test_a_dying_env_process_is_reported_and_replaced(envs_cluster):
+    from jupyter_remote.exceptions import WorkerLostError
+
+    def die():
+        import os
+
+        os._exit(3)
+
+    with pytest.raises(WorkerLostError, match="exited with code 3"):
+        jupyter_remote.function(die, envs_cluster, reqs=["jrtoy==2.0"])()
+    assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
