@@ -25,4 +25,3 @@ def _load_jupyter_server_extension(serverapp) -> None:
     manager = ClusterManager(proxy_prefix=proxy)
     setup_handlers(web_app, manager)
     serverapp.log.info("jupyter_remote: cluster manager at /jupyter-remote/api/")
-

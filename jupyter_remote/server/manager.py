@@ -79,7 +79,7 @@ class ClusterManager:
         self.proxy_prefix = proxy_prefix
         self._clients: dict[str, Any] = {}
         self._children: dict[str, subprocess.Popen] = {}
-        self._stoppers: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()
         self._unreachable: dict[str, tuple[float, str]] = {}
 
     # -- templates ----------------------------------------------------------------------
@@ -124,7 +124,10 @@ class ClusterManager:
         model = await self._find(name)
         detail: ClusterDetailModel = {**model, "calls": [], "environments": []}  # type: ignore[typeddict-item]
         if model["status"] == "running" and model["address"]:
-            detail["calls"] = await self.calls(model["address"])
+            try:
+                detail["calls"] = await self.calls(model["address"])
+            except Exception as exc:  # the card still shows; the reason is shown with it
+                detail["error"] = f"could not list running calls: {type(exc).__name__}: {exc}"
         return detail
 
     async def _find(self, name: str) -> ClusterModel:
@@ -249,7 +252,7 @@ class ClusterManager:
         for address in list(self._clients):
             if address not in addresses:
                 client = self._clients.pop(address)
-                asyncio.ensure_future(_quietly(client.close()))
+                self._background(_quietly(client.close()))
 
     # -- calls --------------------------------------------------------------------------
     async def calls(self, address: str) -> list[CallModel]:
@@ -423,9 +426,13 @@ class ClusterManager:
             registry.remove(name)
             return
         registry.update(name, shutdown=True, status="stopping")
-        task = asyncio.ensure_future(self._kill_later(name, pid))
-        self._stoppers.add(task)
-        task.add_done_callback(self._stoppers.discard)
+        self._background(self._kill_later(name, pid))
+
+    def _background(self, coro) -> None:
+        """Run ``coro`` on the server's loop, holding a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _kill_later(self, name: str, pid: int) -> None:
         deadline = time.monotonic() + _seconds("stop-timeout")
