@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from jupyter_remote import config
-from jupyter_remote.core import environments, payload
+from jupyter_remote.core import environments, envstore, payload
 from jupyter_remote.exceptions import RemoteTaskError, WorkerLostError
 
 _HEADER = struct.Struct("<Q")
@@ -63,7 +63,7 @@ class _Pending:
 class EnvExecutor:
     """One long-lived process of an environment's python on this worker."""
 
-    def __init__(self, env: environments.Env, cwd: str | None, forward):
+    def __init__(self, env: envstore.Env, cwd: str | None, forward):
         self.env = env
         self.cwd = cwd
         self._forward = forward  # (topic, event) -> None: to the notebook
@@ -157,7 +157,7 @@ _executors_lock = threading.Lock()
 _kept_in: dict[str, EnvExecutor] = {}
 
 
-def executor(env: environments.Env, cwd: str | None) -> EnvExecutor:
+def executor(env: envstore.Env, cwd: str | None) -> EnvExecutor:
     """This worker's process for ``env`` in ``cwd``, started if needed."""
     key = (env.key, cwd)
     with _executors_lock:
@@ -192,7 +192,7 @@ def prune_here() -> list[str]:
         for key, ex in list(_executors.items()):
             if ex.busy == 0 and not _holds_cells(ex):
                 _executors.pop(key).close()
-    return environments.prune()
+    return envstore.prune()
 
 
 def close_all() -> None:
@@ -213,7 +213,7 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
         runner._running[call] = threading.get_ident()
     try:
         env = _prepare(spec, sink)
-        cwd = environments.workdir(spec)
+        cwd = envstore.workdir(spec)
         ex = executor(env, cwd)
         info = {
             "requirements": list(spec["requirements"]),
@@ -255,7 +255,7 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
     return value
 
 
-def _prepare(spec: dict, sink) -> environments.Env:
+def _prepare(spec: dict, sink) -> envstore.Env:
     building = []
 
     def on_building() -> None:
@@ -266,7 +266,7 @@ def _prepare(spec: dict, sink) -> environments.Env:
         sink.add({"stream": "log", "text": f"[pip] {text}", "t": time.time(), "level": "INFO"})
 
     try:
-        return environments.ensure(spec, on_line=on_line, on_building=on_building)
+        return envstore.ensure(spec, on_line=on_line, on_building=on_building)
     finally:
         if building:
             sink.close()

@@ -14,7 +14,7 @@ import dask
 import pytest
 
 import jupyter_remote
-from jupyter_remote.core import cells, environments, versions
+from jupyter_remote.core import cells, environments, envstore, versions
 from tests import wheelhouse
 
 # Fixtures shared with the other environment tests.
@@ -37,7 +37,7 @@ def report():
 
 
 def record_of(env: dict) -> dict:
-    with open(os.path.join(env["path"], environments.RECORD)) as f:
+    with open(os.path.join(env["path"], envstore.RECORD)) as f:
         return json.load(f)
 
 
@@ -92,7 +92,7 @@ def test_second_call_is_a_cache_hit_proven_by_the_build_record(envs_cluster, env
     assert {r["env"]["hash"] for r in again} == {first["env"]["hash"]}
     assert {record_of(r["env"])["build_id"] for r in again} == {record["build_id"]}
     assert record["requirements"] == ["jrtoy==1.0", "jrtoy"]
-    with open(os.path.join(first["env"]["path"], environments.PIP_LOG)) as log:
+    with open(os.path.join(first["env"]["path"], envstore.PIP_LOG)) as log:
         assert "Successfully installed jrtoy-1.0" in log.read()
     assert not [d for d in os.listdir(env_root) if d.startswith(".build-")]
 
@@ -221,8 +221,8 @@ def test_list_prune_and_size_cap(envs_cluster, env_root):
     # The cap, applied on this host to the same root: what live env processes use stays.
     with dask.config.set({"jupyter-remote.environments.root": env_root,
                           "jupyter-remote.environments.max-size": 1}):
-        environments._enforce_cap(env_root)
-        left = environments.list_envs()
+        envstore._enforce_cap(env_root)
+        left = envstore.list_envs()
     assert left and all(r["in_use"] for r in left)
     removed = environments.prune_cluster(envs_cluster)
     assert removed and environments.cluster_envs(envs_cluster) == []
@@ -332,3 +332,10 @@ def test_a_dying_env_process_is_reported_and_replaced(envs_cluster):
     with pytest.raises(WorkerLostError, match="exited with code 3"):
         jupyter_remote.function(die, envs_cluster, reqs=["jrtoy==2.0"])()
     assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
+
+
+def test_enqueue_and_to_carry_requirements(envs_cluster):
+    f = jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==1.0"], name="toy-queue")
+    refs = [f.enqueue() for _ in range(3)]
+    assert jupyter_remote.get(refs) == ["1.0", "1.0", "1.0"]
+    assert f.to(envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
