@@ -339,3 +339,30 @@ def test_enqueue_and_to_carry_requirements(envs_cluster):
     refs = [f.enqueue() for _ in range(3)]
     assert jupyter_remote.get(refs) == ["1.0", "1.0", "1.0"]
     assert f.to(envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
+
+
+def test_a_local_project_folder_is_built_and_an_edit_makes_a_new_environment(
+    envs_cluster, house, tmp_path, monkeypatch
+):
+    project = tmp_path / "jrproject"
+    (project / "jrproject").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "jrproject"\nversion = "0.1"\n'
+    )
+    (project / "jrproject" / "__init__.py").write_text("GREETING = 'hello'\n")
+    monkeypatch.chdir(tmp_path)
+
+    def greeting():
+        import jrproject
+
+        return jrproject.GREETING, jupyter_remote.get_env()["hash"]
+
+    # Offline, the build backend comes from the workers' own packages (no isolation).
+    options = ["--no-index", "--find-links", house, "--no-build-isolation"]
+    with dask.config.set({"jupyter-remote.pip-options": options}):
+        f = jupyter_remote.function(greeting, envs_cluster, reqs=["./jrproject"])
+        first, h1 = f()
+        (project / "jrproject" / "__init__.py").write_text("GREETING = 'edited'\n")
+        second, h2 = f()
+    assert (first, second) == ("hello", "edited") and h1 != h2
