@@ -232,20 +232,25 @@ def _start_embedded():
     """Start the embedded cluster: its scheduler in a process of its own by default."""
     from jupyter_remote.core.tuning import INTERACTIVE_ENV, PARENT_ENV
 
-    cfg = config.get("local")
+
+    def cfg(key: str, default: Any = None) -> Any:
+        # one key at a time: dask config then matches `threads_per_worker` set through
+        # DASK_JUPYTER_REMOTE__LOCAL__THREADS_PER_WORKER as well as `threads-per-worker`
+        return config.get(f"local.{key}", default)
+
     # Read by the processes the cluster starts (not by this one): the kernel's PID for
     # their orphan watch, and quiet startup logs.
     os.environ[PARENT_ENV] = str(os.getpid())
-    os.environ[INTERACTIVE_ENV] = "1" if cfg.get("interactive") else "0"
+    os.environ[INTERACTIVE_ENV] = "1" if cfg("interactive") else "0"
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     preload = ["jupyter_remote.core.tuning"]
     common: dict[str, Any] = {
-        "n_workers": cfg.get("n-workers"),
-        "threads_per_worker": cfg.get("threads-per-worker"),
-        "dashboard_address": cfg.get("dashboard-address"),
+        "n_workers": cfg("n-workers"),
+        "threads_per_worker": cfg("threads-per-worker"),
+        "dashboard_address": cfg("dashboard-address"),
     }
-    worker_kwargs = {"memory_limit": cfg.get("memory-limit"), "preload": preload}
-    if cfg.get("scheduler-process", True):
+    worker_kwargs = {"memory_limit": cfg("memory-limit"), "preload": preload}
+    if cfg("scheduler-process", True):
         from distributed.deploy.subprocess import SubprocessCluster
 
         worker_kwargs["preload_nanny"] = preload
