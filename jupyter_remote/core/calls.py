@@ -62,8 +62,12 @@ class Call:
         spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
         data, deps = payload.dumps(spec, names)
         if env is not None:
+            from jupyter_remote.core import environments
+
+            env, blobs = environments.detach(env, self.cluster.client)  # big files: by reference
+            deps = [*deps, *blobs]
             data = payload.with_env(data, {"env": env, "call": self.id, "kind": spec["kind"],
-                                           "topic": self.cluster.router.topic})
+                                           "topic": self.cluster.router.topic, "blobs": len(blobs)})
         with dask.annotate(jupyter_remote=registry.call_annotation(self)):  # for the sidebar
             future = self.cluster.client.submit(
                 fn,

@@ -212,6 +212,48 @@ def _walk(path: str, top: str):
             yield os.path.join(dirpath, name), os.path.normpath(os.path.join(top, rel, name))
 
 
+INLINE_LIMIT = 64 * 1024  # local files above this travel as scattered data, once per cluster
+_scattered: dict[tuple[str, str], Any] = {}  # (client id, sha) -> future: keeps the data alive
+
+
+def detach(spec: dict, client) -> tuple[dict, list]:
+    """Replace the big local files of ``spec`` by references to data scattered to the cluster.
+
+    Returns the spec to ship and the futures it refers to (task dependencies, in the order of
+    the spec's ``blob`` indices): a big wheel then crosses the network once per cluster (and
+    per worker that needs it), not inside every task through the scheduler.
+    """
+    futures: list = []
+
+    def ref(part: dict) -> dict:
+        if part is None or part.get("data") is None or len(part["data"]) <= INLINE_LIMIT:
+            return part
+        key = (client.id, part["sha"])
+        future = _scattered.get(key)
+        if future is None or future.status != "finished":
+            [future] = client.scatter([part["data"]], hash=False)
+            _scattered[key] = future
+        futures.append(future)
+        return {**part, "data": None, "blob": len(futures) - 1}
+
+    local = [ref(entry) for entry in spec["local"]]
+    files = ref(spec["files"])
+    if not futures:
+        return spec, []
+    return {**spec, "local": local, "files": files}, futures
+
+
+def attach(spec: dict, blobs: tuple) -> dict:
+    """On the worker: put the scattered data back into ``spec`` (see :func:`detach`)."""
+
+    def fill(part: dict) -> dict:
+        if part is None or part.get("blob") is None:
+            return part
+        return {**part, "data": blobs[part["blob"]]}
+
+    return {**spec, "local": [fill(e) for e in spec["local"]], "files": fill(spec["files"])}
+
+
 def describe(spec: dict | None) -> str:
     """A short label of a spec for messages."""
     if not spec:

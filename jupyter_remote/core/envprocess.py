@@ -208,6 +208,10 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
 
     meta, body = payload.split_env(data)
     call, spec = meta["call"], meta["env"]
+    if meta.get("blobs"):  # big local files came as the last dependencies
+        n = meta["blobs"]
+        spec = environments.attach(spec, dependencies[-n:])
+        dependencies = dependencies[:-n]
     sink = logs.worker_sink(call, meta["topic"])
     with runner._running_lock:
         runner._running[call] = threading.get_ident()

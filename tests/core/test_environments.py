@@ -366,3 +366,24 @@ def test_a_local_project_folder_is_built_and_an_edit_makes_a_new_environment(
         (project / "jrproject" / "__init__.py").write_text("GREETING = 'edited'\n")
         second, h2 = f()
     assert (first, second) == ("hello", "edited") and h1 != h2
+
+
+def test_a_big_local_wheel_travels_once_as_scattered_data(envs_cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    padding = "x" * (2 * environments.INLINE_LIMIT)  # the wheel zip stores it uncompressed
+    path = wheelhouse.wheel(str(tmp_path), "jrbig", "1.0", body=f"VERSION = 'big'\nPAD = {padding!r}\n")
+    assert os.path.getsize(path) > environments.INLINE_LIMIT
+    spec = environments.resolve([f"./{os.path.basename(path)}"])
+    shipped, blobs = environments.detach(spec, envs_cluster.client)
+    assert len(blobs) == 1 and shipped["local"][0]["data"] is None
+    again, blobs_again = environments.detach(spec, envs_cluster.client)
+    assert blobs_again[0].key == blobs[0].key  # scattered once, reused
+
+    def big_version():
+        import jrbig
+
+        return jrbig.VERSION, len(jrbig.PAD)
+
+    f = jupyter_remote.function(big_version, envs_cluster, reqs=[f"./{os.path.basename(path)}"])
+    assert f() == ("big", len(padding))
+    assert f() == ("big", len(padding))
