@@ -48,8 +48,8 @@ def resolve(
     Parameters
     ----------
     reqs
-        pip requirement strings (``"pkg>=1.2"``) or paths of local wheels, sdists and project
-        folders (relative to ``base``, default the current directory).
+        pip requirement strings (``"pkg>=1.2"``), paths of local wheels, sdists and project
+        folders (relative to ``base``, default the current directory), or ``"-r FILE"``.
     requirements_file
         A requirements file; its lines (and nested ``-r`` files, and local paths in it,
         relative to the file) are read here, on the client.
@@ -70,7 +70,13 @@ def resolve(
 
         pip_options = shlex.split(pip_options)
     options = [str(o) for o in pip_options]
-    items: list[tuple[str, str]] = [(r.strip(), base) for r in reqs or () if r and r.strip()]
+    items: list[tuple[str, str]] = []
+    for r in reqs or ():
+        r = r.strip() if r else ""
+        if r.startswith(("-r ", "--requirement ")):  # a requirements file among the specs
+            items += _read_requirements(os.path.join(base, r.split(None, 1)[1]), options, set())
+        elif r:
+            items.append((r, base))
     if requirements_file:
         items += _read_requirements(os.path.join(base, requirements_file), options, set())
     if not items and not files:

@@ -124,7 +124,7 @@ class RemoteMagics(Magics):
             view.fail(error)
             # Raised on the cluster (see the remote traceback above) or before submitting.
             raise error.with_traceback(None) from error.__cause__
-        bound = result.values if args.get else _bind_functions(result.refs)
+        bound = result.values if args.get else _bind_functions(result.refs, _reqs(args))
         self.shell.user_ns.update(bound)
         view.finish(result, bound)
         if result.display is not None:
@@ -188,14 +188,25 @@ def _cluster(name: str | None):
         raise UsageError(str(exc)) from None
 
 
-def _bind_functions(refs: dict) -> dict:
+def _reqs(args) -> list[str] | None:
+    """The cell's requirements as ``reqs=`` of the functions it defines (which then run in
+    the environment they were defined in)."""
+    import os
+
+    reqs = list(args.reqs or [])
+    if args.requirements_file:
+        reqs.append(f"-r {os.path.abspath(args.requirements_file)}")
+    return reqs or None
+
+
+def _bind_functions(refs: dict, reqs: list[str] | None = None) -> dict:
     """Functions and classes a cell defines come back callable: ``f(x)`` runs remotely."""
     from jupyter_remote.core.functions import RemoteFunction
 
     out = {}
     for name, ref in refs.items():
         if ref.info.get("callable"):
-            out[name] = RemoteFunction(ref, ref.cluster, name=name)
+            out[name] = RemoteFunction(ref, ref.cluster, reqs, name=name)
         else:
             out[name] = ref
     return out

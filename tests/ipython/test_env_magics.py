@@ -61,3 +61,15 @@ def test_remote_envs_lists_and_prunes(shell, run, envs_cluster, capsys):
     shell.run_line_magic("remote", f"envs {envs_cluster.name} --prune")
     out = capsys.readouterr().out
     assert "removed" in out and "no requirement environments" in out
+
+
+def test_a_function_defined_in_an_env_cell_runs_in_that_env(shell, run, envs_cluster, here):
+    (here / "requirements.txt").write_text("jrtoy==1.0\n")
+    run(
+        f"%%remote {envs_cluster.name} -r requirements.txt\n"
+        "import jrtoy\n"
+        "def toy_version(suffix):\n"
+        "    return jrtoy.VERSION + suffix\n"
+    )
+    assert shell.user_ns["toy_version"]("!") == "1.0!"
+    assert shell.user_ns["toy_version"].map(["a", "b"]) == ["1.0a", "1.0b"]
