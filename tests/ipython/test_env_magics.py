@@ -73,3 +73,8 @@ def test_a_function_defined_in_an_env_cell_runs_in_that_env(shell, run, envs_clu
     )
     assert shell.user_ns["toy_version"]("!") == "1.0!"
     assert shell.user_ns["toy_version"].map(["a", "b"]) == ["1.0a", "1.0b"]
+
+
+def test_no_wait_cell_in_an_env_fills_its_refs_in(shell, run, envs_cluster):
+    run(f"%%remote {envs_cluster.name} --no-wait --reqs jrtoy==2.0\nimport jrtoy\nlater = jrtoy.VERSION * 2\n")
+    assert shell.user_ns["later"].get(timeout=60) == "2.02.0"
