@@ -31,6 +31,7 @@ from jupyter_remote.server.models import (
     CallModel,
     ClusterDetailModel,
     ClusterModel,
+    EnvironmentModel,
     TemplateModel,
     TemplateOptionModel,
 )
@@ -126,8 +127,11 @@ class ClusterManager:
         if model["status"] == "running" and model["address"]:
             try:
                 detail["calls"] = await self.calls(model["address"])
+                detail["environments"] = await self.environments(model["address"])
             except Exception as exc:  # the card still shows; the reason is shown with it
-                detail["error"] = f"could not list running calls: {type(exc).__name__}: {exc}"
+                detail["error"] = (
+                    f"could not list calls and environments: {type(exc).__name__}: {exc}"
+                )
         return detail
 
     async def _find(self, name: str) -> ClusterModel:
@@ -261,6 +265,39 @@ class ClusterManager:
         client = await self._client(address)
         rows = await asyncio.wait_for(client.run_on_scheduler(probe.remote_calls), PROBE_TIMEOUT)
         return rows
+
+    async def environments(self, address: str) -> list[EnvironmentModel]:
+        """The requirement environments on the cluster's hosts, one row per hash."""
+        from jupyter_remote.core import envstore
+
+        client = await self._client(address)
+        replies = await asyncio.wait_for(
+            client.run(envstore.list_envs, on_error="return"), PROBE_TIMEOUT * 3
+        )
+        rows: dict[str, EnvironmentModel] = {}
+        for records in replies.values():
+            if isinstance(records, BaseException):
+                continue  # a worker without jupyter_remote's store: nothing to show for it
+            for record in records:
+                row = rows.setdefault(
+                    record["hash"],
+                    {
+                        "hash": str(record["hash"]),
+                        "requirements": [str(r) for r in record.get("requirements") or []],
+                        "hosts": [],
+                        "size": 0,
+                        "last_used": 0.0,
+                        "in_use": False,
+                    },
+                )
+                if record.get("host") not in row["hosts"]:
+                    row["hosts"].append(str(record.get("host")))
+                row["size"] = max(row["size"], int(record.get("size") or 0))
+                row["last_used"] = max(row["last_used"], float(record.get("last_used") or 0))
+                row["in_use"] = row["in_use"] or bool(record.get("in_use"))
+        for row in rows.values():
+            row["hosts"].sort()
+        return sorted(rows.values(), key=lambda r: -r["last_used"])
 
     async def cancel_call(self, name: str, call: str) -> str:
         from jupyter_remote.core import runner

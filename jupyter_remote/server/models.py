@@ -24,11 +24,14 @@ class CallModel(TypedDict):
 
 
 class EnvironmentModel(TypedDict):
-    """A requirement environment built on the cluster's workers."""
+    """A requirement environment built on the cluster's hosts (one row per hash)."""
 
     hash: str
     requirements: list[str]
-    workers: int
+    hosts: list[str]
+    size: int  # bytes, on the largest host
+    last_used: float  # epoch seconds, latest over hosts
+    in_use: bool  # a call runs in it now, on some host
 
 
 class ClusterModel(TypedDict):

@@ -22,7 +22,10 @@ export interface ICall {
 export interface IEnvironment {
   hash: string;
   requirements: string[];
-  workers: number;
+  hosts: string[];
+  size: number;
+  last_used: number;
+  in_use: boolean;
 }
 
 export interface ICluster {

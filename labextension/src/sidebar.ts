@@ -473,9 +473,15 @@ namespace Private {
         );
       }
       for (const env of detail.environments) {
-        envs.appendChild(
-          el('div', 'jr-Row', `${env.hash.slice(0, 8)} · ${env.requirements.join(' ')} · ${env.workers} workers`)
+        const hosts = env.hosts.length === 1 ? '1 host' : `${env.hosts.length} hosts`;
+        const row = el(
+          'div',
+          'jr-Row jr-Env',
+          `${env.requirements.join(' ') || '(no requirements)'} · ${hosts} · ${Private.bytes(env.size)}${env.in_use ? ' · in use' : ''}`
         );
+        row.title = `environment ${env.hash} on ${env.hosts.join(', ')}`;
+        row.dataset.env = env.hash;
+        envs.appendChild(row);
       }
       const calls = el('div', 'jr-Section');
       calls.appendChild(el('h3', '', 'Running calls'));

@@ -11,6 +11,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from jupyter_remote.core import registry
+from tests import wheelhouse
 
 from .conftest import wait_for
 
@@ -18,7 +19,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def kernel(registry_path):
+def env_root(tmp_path, monkeypatch):
+    """Where requirement environments go, for the sidebar's clusters and the kernel alike."""
+    root = str(tmp_path / "envs")
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__ENVIRONMENTS__ROOT", root)
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__PIP_OPTIONS", '["--no-index"]')
+    return root
+
+
+@pytest.fixture
+def kernel(registry_path, env_root):
     """A real IPython kernel that shares the test's registry."""
     env = {**os.environ, "DASK_JUPYTER_REMOTE__REGISTRY_PATH": registry_path}
     km, kc = start_new_kernel(kernel_name="python3", env=env)
@@ -47,7 +57,7 @@ def run(kc, code: str, timeout: float = 120) -> str:
 out: list = []
 
 
-async def test_cluster_life(api, jp_fetch, kernel, registry_path):
+async def test_cluster_life(api, jp_fetch, kernel, registry_path, tmp_path):
     code, model = await api(
         "POST", "clusters", body={"template": "local", "name": "lab-t", "options": {"n_workers": 1}}
     )
@@ -158,6 +168,23 @@ async def test_cluster_life(api, jp_fetch, kernel, registry_path):
     assert status.strip() == "cancelled"
     code, _ = await api("DELETE", "clusters", "lab-t", "calls", call["call"])
     assert code == 404
+
+    # A call with requirements builds an environment on the cluster: the card lists it.
+    toy = wheelhouse.wheel(str(tmp_path / "wheels"), "jrsidebar", "1.5")
+    text = run(
+        kernel,
+        f"""
+        f = jupyter_remote.function(
+            lambda: __import__("jrsidebar").VERSION, cluster="lab-t", reqs=[{toy!r}]
+        )
+        print(f())
+        """,
+    )
+    assert text.strip().splitlines()[-1] == "1.5"  # after the build's pip lines
+    _, model = await api("GET", "clusters", "lab-t")
+    (env,) = model["environments"]
+    assert any("jrsidebar" in r for r in env["requirements"]), env
+    assert len(env["hosts"]) == 1 and env["size"] > 0 and isinstance(env["in_use"], bool)
 
     # Shut down: the process ends, the entry goes, the kernel no longer finds the name.
     code, reply = await api("DELETE", "clusters", "lab-t")
