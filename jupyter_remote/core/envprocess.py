@@ -67,7 +67,8 @@ class EnvExecutor:
         self.env = env
         self.cwd = cwd
         self._forward = forward  # (topic, event) -> None: to the notebook
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one writer at a time on the pipe
+        self._count_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self.busy = 0
@@ -111,18 +112,25 @@ class EnvExecutor:
         req = next(self._ids)
         waiter = _Pending()
         self._pending[req] = waiter
-        self.busy += 1
+        with self._count_lock:
+            self.busy += 1
         try:
-            _send(self.proc.stdin, self._lock, {**message, "id": req})
+            try:
+                _send(self.proc.stdin, self._lock, {**message, "id": req})
+            except OSError:  # it has just exited: the reader reports how
+                self.proc.wait()
             while not waiter.done.wait(0.05):
-                pass
+                if self.exit_code is not None and not waiter.done.is_set():
+                    waiter.reply = {"op": "lost", "code": self.exit_code}
+                    break
         except BaseException:
             self._pending.pop(req, None)
             if on_interrupt is not None and self.alive:
                 on_interrupt()
             raise
         finally:
-            self.busy -= 1
+            with self._count_lock:
+                self.busy -= 1
             self.last_used = time.monotonic()
         reply = waiter.reply
         assert reply is not None
