@@ -148,9 +148,7 @@ def _build(spec: dict, key: str, base: str, on_line) -> None:
         ).stdout.splitlines()
         _layer_over_worker(site, own)
         args = _materialize(spec, os.path.join(tmp, ".sources"))
-        cmd = [sys.executable, "-m", "pip", "--python", python, "install",
-               "--disable-pip-version-check", "--no-input", *spec["pip_options"], *args]
-        code = _run_logged(cmd, emit)
+        code = _run_logged([*installer(python), *spec["pip_options"], *args], emit)
         with open(os.path.join(tmp, PIP_LOG), "w") as f:
             f.write("\n".join(log_lines) + "\n")
         if code != 0:
@@ -179,6 +177,23 @@ def _build(spec: dict, key: str, base: str, on_line) -> None:
         raise
     finally:
         _enforce_cap(base, keep=key)
+
+
+def installer(python: str) -> list[str]:
+    """The install command for ``python``'s environment, up to its options and requirements:
+    ``uv pip install`` when uv is installed (``jupyter-remote.environments.installer: auto``),
+    else this worker's pip, run for that interpreter."""
+    choice = config.get("environments.installer", "auto") or "auto"
+    uv = shutil.which("uv") if choice in ("auto", "uv") else None
+    if choice == "uv" and uv is None:
+        raise EnvironmentBuildError(
+            "jupyter-remote.environments.installer is 'uv', but uv is not installed on this "
+            "worker: install it, or set the installer to 'auto' or 'pip'"
+        )
+    if uv is not None:
+        return [uv, "pip", "install", "--python", python]
+    return [sys.executable, "-m", "pip", "--python", python, "install",
+            "--disable-pip-version-check", "--no-input"]
 
 
 def _layer_over_worker(site: str, own: list[str]) -> None:

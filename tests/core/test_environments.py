@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 
 import dask
 import pytest
@@ -387,3 +388,15 @@ def test_a_big_local_wheel_travels_once_as_scattered_data(envs_cluster, tmp_path
     f = jupyter_remote.function(big_version, envs_cluster, reqs=[f"./{os.path.basename(path)}"])
     assert f() == ("big", len(padding))
     assert f() == ("big", len(padding))
+
+
+def test_the_installer_is_pip_here_and_uv_when_asked(monkeypatch):
+    import shutil as sh
+
+    monkeypatch.setattr(sh, "which", lambda name: None)  # no uv on this machine's PATH
+    assert envstore.installer("/env/bin/python")[:3] == [sys.executable, "-m", "pip"]
+    with dask.config.set({"jupyter-remote.environments.installer": "uv"}):
+        with pytest.raises(environments.EnvironmentBuildError, match="uv is not installed"):
+            envstore.installer("/env/bin/python")
+    monkeypatch.setattr(sh, "which", lambda name: "/usr/bin/uv" if name == "uv" else None)
+    assert envstore.installer("/env/bin/python") == ["/usr/bin/uv", "pip", "install", "--python", "/env/bin/python"]
