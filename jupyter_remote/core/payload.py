@@ -120,7 +120,15 @@ class Opaque:
 def unwrap(value: Any) -> Any:
     """Open an :class:`Opaque` value; anything else is returned as is."""
     if type(value) is Opaque:
-        return cloudpickle.loads(value.data)
+        try:
+            return cloudpickle.loads(value.data)
+        except ImportError as exc:
+            exc.add_note(
+                "This value was made in a requirements environment (--reqs) on the cluster: "
+                "opening it here needs those packages here too. Or keep it remote and pass it "
+                "to a later call with the same requirements."
+            )
+            raise
     return value
 
 

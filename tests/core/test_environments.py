@@ -179,8 +179,9 @@ def test_cell_values_made_in_an_env_stay_there_and_feed_the_next_cell(envs_clust
     second = cells.run_cell("seen = thing.version\n", ns, envs_cluster, env=env)
     assert second.refs["seen"].get() == "2.0"
     # The worker process never opened it: jrtoy is not installed there.
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(ModuleNotFoundError) as info:
         first.refs["thing"].get()
+    assert "requirements environment" in "".join(getattr(info.value, "__notes__", []))
 
 
 def test_logs_from_the_env_process_reach_the_notebook(envs_cluster, capsys):
