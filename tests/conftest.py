@@ -4,8 +4,22 @@ IPython shell with the extension loaded."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
+
+# Test runs never touch the user's cluster registry: kernels and clusters the tests start
+# (in this process and in the processes it starts) register in a throwaway one.
+_REGISTRY = os.path.join(tempfile.mkdtemp(prefix="jupyter-remote-tests-"), "clusters.json")
+os.environ["DASK_JUPYTER_REMOTE__REGISTRY_PATH"] = _REGISTRY
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_registry():
+    import dask
+
+    with dask.config.set({"jupyter-remote.registry-path": _REGISTRY}):
+        yield
 
 
 @pytest.fixture(scope="session")
