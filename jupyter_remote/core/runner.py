@@ -19,6 +19,7 @@ import collections
 import builtins
 import ctypes
 import linecache
+import sys
 import threading
 import time
 import types
@@ -179,22 +180,22 @@ def take(call: str, name: str, label: str, *_after: Any) -> Any:
 
     Runs after the cell's task (``_after``), on the worker holding it.
     """
-    if call not in _kept:
-        from jupyter_remote.core import envprocess
-
-        elsewhere = envprocess.take(call, name, label)  # kept in an environment's process
-        if elsewhere is not None:
-            return elsewhere[0]
     with _kept_lock:
         kept = _kept.get(call)
-        if kept is None or name not in kept:
-            raise WorkerLostError(
-                f"{label} was lost: the worker that computed it is gone. "
-                "Run the cell again to recompute it."
-            )
-        value = kept.pop(name)
-        if not kept:
-            del _kept[call]
+        here = kept is not None and name in kept
+        if here:
+            value = kept.pop(name)
+            if not kept:
+                del _kept[call]
+    if not here:
+        envprocess = sys.modules.get("jupyter_remote.core.envprocess")  # loaded by env calls
+        elsewhere = envprocess and envprocess.take(call, name, label)
+        if elsewhere:  # kept in the process of a requirements environment
+            return elsewhere[0]
+        raise WorkerLostError(
+            f"{label} was lost: the worker that computed it is gone. "
+            "Run the cell again to recompute it."
+        )
     if value is _UNBOUND:
         return Unbound(label)
     return value
