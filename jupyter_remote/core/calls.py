@@ -190,7 +190,7 @@ def wait(
 
         fetch[0].add_done_callback(first_done)
     elif on_lines is not None:
-        call.log.listen(lambda _log, lines: lines and inbox.put(lines))
+        call.log.listen(lambda _log, lines: inbox.put(lines) if lines else None)
     for future in others:
         future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
     for index, future in enumerate(fetch):

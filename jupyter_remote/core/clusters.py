@@ -188,7 +188,7 @@ class Cluster:
         }
         if self.embedded and self._cluster is not None:
             out["log"] = embedded_log_path()
-        if self.connected:
+        if self.connected and self._client is not None:
             workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
             out["workers"] = len(workers)
             out["threads"] = sum(w.get("nthreads", 0) for w in workers.values())

@@ -162,7 +162,7 @@ class RemoteFunction:
         """Like :meth:`map`, with each item an argument tuple."""
         if errors not in _ERRORS:
             raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
-        items = [(i, tuple(args), {}) for i, args in enumerate(iterable)]
+        items: list[tuple[int, tuple, dict]] = [(i, tuple(args), {}) for i, args in enumerate(iterable)]
         if not items:
             return []
         size = batch_size or self._batch_size(len(items))
@@ -289,7 +289,7 @@ def print_lines(lines: list[logs.LogLine]) -> None:
     import sys
 
     run: list[str] = []
-    out = None
+    out: Any = None
     for line in lines:  # one write per run of same-stream lines: a flood stays cheap
         text = logs.format_line(line)
         stream = sys.stdout if line.get("stream") == "stdout" else sys.stderr

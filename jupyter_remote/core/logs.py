@@ -275,7 +275,7 @@ class Sink:
             self._kick()
 
     def state(self, state: str, **info: Any) -> None:
-        self._emit({"call": self.call, "state": state, **info})
+        self._emit({"call": self.call, "state": state, **info})  # type: ignore[typeddict-item]
 
     def result(self, value: Any, limit: int = 64 * 1024) -> bool:
         """Send a small, msgpack-able result after every line; False if it is too big."""
@@ -298,7 +298,7 @@ class Sink:
             if not self.closed:
                 self._emit(event)  # type: ignore[arg-type]
 
-        self._schedule(later)
+        self._schedule(later)  # type: ignore[arg-type]  # tornado runs coroutines too
 
     def close(self) -> None:
         """Ship what is left, partial lines included."""

@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypedDict
 
 from jupyter_remote import config
@@ -102,7 +102,7 @@ def pid_alive(pid: object) -> bool:
         return True
 
 
-def _live(entry: dict) -> bool:
+def _live(entry: Mapping[str, Any]) -> bool:
     return entry.get("status") == "error" or pid_alive(entry.get("pid"))
 
 
@@ -119,7 +119,7 @@ def _load(fn: str) -> dict[str, Entry]:
     if not isinstance(clusters, dict):
         return {}
     return {
-        name: entry
+        name: entry  # type: ignore[misc]  # JSON read back: checked to be an object
         for name, entry in clusters.items()
         if isinstance(entry, dict) and isinstance(name, str) and _NAME.match(name)
     }
@@ -215,7 +215,7 @@ def update(name: str, **fields: Any) -> Entry | None:
     def merge(old: Entry | None) -> Entry | None:
         if old is None:
             return None
-        return {**old, **fields}  # type: ignore[typeddict-item]
+        return {**old, **fields}  # type: ignore[typeddict-item,return-value]
 
     return change(name, merge)
 
