@@ -28,7 +28,7 @@ def local():
     from jupyter_remote.core import clusters
 
     found = clusters.cluster("local")
-    found.client  # start it now, once for the session
+    _ = found.client  # start it now, once for the session
     yield found
     clusters.close_all()
 

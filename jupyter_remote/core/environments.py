@@ -93,7 +93,7 @@ def resolve(
             requirements.append(text)
             args.append(f"{{local:{len(local)}}}")
             local.append(entry)
-    shipped = _pack_files(files or (), base) if files else None
+    shipped = _pack_files(list(files), base) if files else None
     digest = hashlib.sha256()
     digest.update(json.dumps([args, options]).encode())
     for entry in local:

@@ -150,7 +150,8 @@ class EnvExecutor:
 
     def close(self) -> None:
         try:
-            self.proc.stdin.close()  # the child exits on end of input
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # the child exits on end of input
         except OSError:
             pass
         try:
@@ -262,7 +263,7 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
     if not reply["ok"]:
         raise RemoteTaskError(*reply["error"])
     value = pickle.loads(reply["value"]) if reply["plain"] else payload.Opaque(reply["value"])
-    if reply["plain"] and value.get("outputs"):  # a cell's bound names wait in the process
+    if reply["plain"] and isinstance(value, dict) and value.get("outputs"):  # a cell's bound names wait in the process
         _kept_in[call] = ex
     return value
 

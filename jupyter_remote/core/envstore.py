@@ -342,7 +342,7 @@ def in_use(path: str) -> bool:
 def list_envs() -> list[dict]:
     """The environments on this host, with size, last use and whether one is in use."""
     base = root()
-    out = []
+    out: list[dict] = []
     if not os.path.isdir(base):
         return out
     for name in sorted(os.listdir(base)):

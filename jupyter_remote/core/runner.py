@@ -15,8 +15,8 @@ Whatever user code raises leaves as :class:`RemoteTaskError` holding plain bytes
 from __future__ import annotations
 
 import ast
-import collections
 import builtins
+import collections
 import ctypes
 import linecache
 import sys
@@ -44,6 +44,7 @@ def run(data: bytes, *dependencies: Any) -> Any:
         from jupyter_remote.core import envprocess
 
         return envprocess.run_in_env(data, dependencies)
+    error: RemoteTaskError | None
     try:
         if any(type(d) is payload.Opaque for d in dependencies):
             dependencies = tuple(payload.unwrap(d) for d in dependencies)
@@ -183,7 +184,7 @@ def take(call: str, name: str, label: str, *_after: Any) -> Any:
     with _kept_lock:
         kept = _kept.get(call)
         here = kept is not None and name in kept
-        if here:
+        if kept is not None and here:
             value = kept.pop(name)
             if not kept:
                 del _kept[call]

@@ -14,6 +14,7 @@ the workers that the embedded cluster starts. It
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -48,24 +49,32 @@ def _zero_intervals_plugin():
     return ZeroIntervals()
 
 
+_watches: set[asyncio.Task] = set()  # referenced, so the event loop keeps them
+
+
 def _watch_parent(server) -> None:
     pid = os.environ.get(PARENT_ENV)
     if not pid:
         return
     import psutil
-    from tornado.ioloop import PeriodicCallback
 
     parent = int(pid)
 
-    async def check() -> None:
-        if not psutil.pid_exists(parent):
-            logger.warning("kernel %s is gone; closing %s", parent, type(server).__name__)
-            callback.stop()
-            await server.close()
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(1)
+            try:
+                alive = psutil.Process(parent).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                logger.warning("kernel %s is gone; closing %s", parent, type(server).__name__)
+                await server.close()
+                return
 
-    callback = PeriodicCallback(check, 1000)
-    callback.start()
-    server.periodic_callbacks["jupyter-remote-parent-watch"] = callback
+    task = asyncio.get_running_loop().create_task(watch())
+    _watches.add(task)
+    task.add_done_callback(_watches.discard)
 
 
 def _leave_kernel_group() -> None:

@@ -197,6 +197,8 @@ def test_cancel_button_on_queued_work_says_it_never_started(kernel):
 
 def test_a_remote_ref_displays_as_a_compact_card(kernel):
     kernel.execute("%%remote --out arr\narr = list(range(1000))\n")
+    # a cell's refs finish a moment after the cell (pending cards are tested below)
+    kernel.execute("import time\nwhile not arr.done():\n    time.sleep(0.01)\n")
     msg_id = kernel.submit("arr")
     kernel.reply(msg_id)
     (result,) = kernel.of(msg_id, "execute_result")
