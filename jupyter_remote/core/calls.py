@@ -96,6 +96,11 @@ class Call:
     def finish(self, state: str) -> None:
         if not self._finished:
             self._finished = True
+            # The router keeps finished logs for `%remote logs`: they must not keep the
+            # call's futures (and so its data on the cluster) alive, nor may a ref keep
+            # its sibling refs' data alive through the call.
+            self.futures = []
+            self.log.cancel = None
             self.cluster.router.finish(self.log, state)
 
     def cancel(self) -> str:

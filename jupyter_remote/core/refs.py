@@ -110,10 +110,11 @@ class RemoteRef:
     def cancel(self) -> str:
         """Cancel the work behind this ref: queued work never starts, running work is
         interrupted. Returns what happened."""
+        what = "cancelled"
         if self._call is not None and not self.done():
-            return self._call.cancel()
+            what = self._call.cancel()
         self._future.cancel()
-        return "cancelled"
+        return what
 
     def release(self) -> None:
         self._future.release()

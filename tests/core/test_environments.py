@@ -227,7 +227,9 @@ def test_list_prune_and_size_cap(envs_cluster, env_root):
         left = envstore.list_envs()
     assert left and all(r["in_use"] for r in left)
     removed = environments.prune_cluster(envs_cluster)
-    assert removed and environments.cluster_envs(envs_cluster) == []
+    # what is left is held by something alive (a running call, or cell outputs waiting in
+    # an environment's process from an earlier test of the session)
+    assert removed and all(r["in_use"] for r in environments.cluster_envs(envs_cluster))
     # Removed environments are rebuilt on the next call.
     assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==1.0"])() == "1.0"
 

@@ -87,3 +87,24 @@ def test_plain_pickling_gives_the_future(local):
     ref.get()
     assert isinstance(ref.__reduce__()[1][0], Future)
     assert pickle.loads(pickle.dumps(ref)).key == ref.key
+
+
+def test_deleting_a_ref_frees_its_data_on_the_cluster(local):
+    import gc
+    import time
+
+    result = cells.run_cell("kept = 1\ndropped = bytes(1000)\n", {}, local)
+    kept, dropped = result.refs["kept"], result.refs["dropped"]
+    dropped.get()
+    key = dropped.key
+    del result, dropped
+    gc.collect()
+
+    def on_cluster(k):
+        return local.client.run_on_scheduler(lambda dask_scheduler: k in dask_scheduler.tasks)
+
+    deadline = time.monotonic() + 10
+    while on_cluster(key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not on_cluster(key), "a finished call's log still holds the value"
+    assert kept.get() == 1  # its sibling is untouched
