@@ -14,6 +14,18 @@ _REGISTRY = os.path.join(tempfile.mkdtemp(prefix="jupyter-remote-tests-"), "clus
 os.environ["DASK_JUPYTER_REMOTE__REGISTRY_PATH"] = _REGISTRY
 
 
+@pytest.fixture
+def registry_path(tmp_path, monkeypatch):
+    """A registry of this test's own; processes the test starts inherit it through the
+    environment."""
+    import dask
+
+    fn = str(tmp_path / "registry" / "clusters.json")
+    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
+    with dask.config.set({"jupyter-remote.registry-path": fn}):
+        yield fn
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_registry():
     import dask

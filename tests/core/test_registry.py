@@ -18,11 +18,8 @@ from jupyter_remote.exceptions import ClusterConnectError
 
 
 @pytest.fixture
-def path(tmp_path, monkeypatch):
-    fn = str(tmp_path / "reg" / "clusters.json")
-    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
-    with dask.config.set({"jupyter-remote.registry-path": fn}):
-        yield fn
+def path(registry_path):
+    return registry_path
 
 
 def test_nothing_is_written_until_something_is_registered(path):

@@ -8,7 +8,6 @@ import json
 import time
 import warnings
 
-import dask.config
 import pytest
 
 from .realserver import kill_launchers
@@ -26,13 +25,10 @@ except ImportError:  # without the `ui-test` extra: say so, loudly, and collect 
 
 
 @pytest.fixture
-def registry_path(tmp_path, monkeypatch):
-    """This test's registry; processes the test starts inherit it through the environment."""
-    fn = str(tmp_path / "registry" / "clusters.json")
-    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
-    with dask.config.set({"jupyter-remote.registry-path": fn}):
-        yield fn
-    kill_launchers(fn)
+def registry_path(registry_path):
+    """The test's own registry (tests/conftest.py); its sidebar clusters die with the test."""
+    yield registry_path
+    kill_launchers(registry_path)
 
 
 @pytest.fixture

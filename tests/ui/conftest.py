@@ -12,7 +12,6 @@ import os
 import shutil
 import warnings
 
-import dask.config
 import pytest
 
 from tests.server.realserver import JupyterProcess, kill_launchers
@@ -31,12 +30,10 @@ CHROMIUM = os.environ.get("JUPYTER_REMOTE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
-def registry_path(tmp_path, monkeypatch):
-    fn = str(tmp_path / "registry" / "clusters.json")
-    monkeypatch.setenv("DASK_JUPYTER_REMOTE__REGISTRY_PATH", fn)
-    with dask.config.set({"jupyter-remote.registry-path": fn}):
-        yield fn
-    kill_launchers(fn)
+def registry_path(registry_path):
+    """The test's own registry (tests/conftest.py); its sidebar clusters die with the test."""
+    yield registry_path
+    kill_launchers(registry_path)
 
 
 @pytest.fixture
