@@ -17,7 +17,8 @@ from jupyter_remote import config
 from jupyter_remote.core import calls, logs, payload, runner
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.clusters import cluster as resolve_cluster
-from jupyter_remote.core.refs import RemoteRef, translate
+from jupyter_remote.core.refs import RemoteRef, _identity
+from jupyter_remote.exceptions import RemoteTaskError
 
 _ERRORS = ("raise", "return")
 
@@ -199,7 +200,7 @@ class RemoteFunction:
                 if ok:
                     results.append(value)
                 else:
-                    exc = payload.unpack_exception(runner_error(value), f"{self.name}() item {len(results)}")
+                    exc = payload.unpack_exception(RemoteTaskError(value), f"{self.name}() item {len(results)}")
                     if errors == "raise":
                         exc.add_note(
                             f"item {len(results)} of {len(items)} failed; pass errors='return' "
@@ -239,12 +240,6 @@ class RemoteFunction:
         call.futures.append(future)
         call.finish_when_done()
         return RemoteRef(future, cluster, name=f"{self.name}(...)", call=call)
-
-
-def runner_error(blob: bytes):
-    from jupyter_remote.exceptions import RemoteTaskError
-
-    return RemoteTaskError(blob)
 
 
 class CallView:
@@ -307,10 +302,6 @@ def print_lines(lines: list[logs.LogLine]) -> None:
     sys.stderr.flush()
 
 
-def _identity(x):
-    return x
-
-
 def _arg_names(args: tuple, kwargs: dict) -> dict[str, Any]:
     names = {f"argument {i}": a for i, a in enumerate(args)}
     names.update({f"argument {k}=": v for k, v in kwargs.items()})
@@ -366,4 +357,4 @@ def remote(
     return wrap(fn) if fn is not None else wrap
 
 
-__all__ = ["CallView", "RemoteFunction", "function", "remote", "set_view", "translate"]
+__all__ = ["CallView", "RemoteFunction", "function", "remote", "set_view"]

@@ -454,9 +454,6 @@ class CallLog:
             text += f", {self.failed} failed"
         return text + f", {self.rate:.1f}/s"
 
-    def text(self) -> str:
-        return "\n".join(format_line(line) for line in self.lines)
-
 
 STATE_WORDS = {"building": "building environment"}
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -506,10 +503,6 @@ class LogRouter:
             self._finished[log.call] = log
             while len(self._finished) > self.history:
                 self._finished.popitem(last=False)
-
-    def get(self, call: str) -> CallLog | None:
-        with self._lock:
-            return self._active.get(call) or self._finished.get(call)
 
     def calls(self) -> list[CallLog]:
         with self._lock:

@@ -11,6 +11,8 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
+from dask.utils import format_bytes
+
 from jupyter_remote.core import payload
 from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
 
@@ -171,12 +173,6 @@ def _check_bound(value: Any) -> Any:
             "or a module, which never becomes a ref)"
         )
     return value
-
-
-def format_bytes(n: int) -> str:
-    from dask.utils import format_bytes as fmt
-
-    return fmt(n)
 
 
 def translate(exc: BaseException, label: str) -> BaseException:

@@ -112,7 +112,7 @@ def connect_cmd(shell, words: list[str]) -> None:
 # -- refs ----------------------------------------------------------------------------------
 def refs_cmd(shell, words: list[str]) -> None:
     _parse(_parser("refs", "list remote refs"), words)
-    from jupyter_remote.core.refs import format_bytes
+    from dask.utils import format_bytes
 
     refs = _refs_in(shell.user_ns)
     if not refs:
