@@ -187,7 +187,7 @@ def wait(
                 sent.set()
                 inbox.put((_DONE, 0, True, log.result))
 
-        call.log.listen(on_event)
+        call.log.listen(on_event, replay=True)
 
         def first_done(future) -> None:  # failed, cancelled, or a result too big to stream
             if not sent.is_set():
@@ -195,7 +195,7 @@ def wait(
 
         fetch[0].add_done_callback(first_done)
     elif on_lines is not None:
-        call.log.listen(lambda _log, lines: inbox.put(lines) if lines else None)
+        call.log.listen(lambda _log, lines: inbox.put(lines) if lines else None, replay=True)
     for future in others:
         future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
     for index, future in enumerate(fetch):

@@ -379,10 +379,16 @@ class CallLog:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 
-    def listen(self, listener: Listener) -> None:
-        """Call ``listener(call_log, new_lines)`` on every new batch or state change."""
+    def listen(self, listener: Listener, replay: bool = False) -> None:
+        """Call ``listener(call_log, new_lines)`` on every new batch or state change.
+
+        With ``replay``, first call it with the lines that arrived before now (a fast call's
+        first lines can arrive before whoever submitted it starts listening).
+        """
         with self._lock:
             self._listeners.append(listener)
+            if replay:  # under the lock: no newer batch can reach the listener first
+                listener(self, list(self.lines))
 
     def feed(self, event: LogEvent) -> None:
         packed = event.get("packed")
