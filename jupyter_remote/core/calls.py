@@ -36,6 +36,7 @@ class Call:
         self.log: logs.CallLog = cluster.router.open(self.id, label)
         self.log.cancel = self.cancel
         self._finished = False
+        self._cancelled = False
 
     @property
     def key_prefix(self) -> str:
@@ -94,6 +95,8 @@ class Call:
             future.add_done_callback(one_done)
 
     def finish(self, state: str) -> None:
+        if self._cancelled:  # whoever waited saw the cancellation as a failure first
+            state = "cancelled"
         if not self._finished:
             self._finished = True
             # The router keeps finished logs for `%remote logs`: they must not keep the
@@ -108,6 +111,7 @@ class Call:
 
         Returns what happened, for the user.
         """
+        self._cancelled = True
         client = self.cluster.client
         keys = [f.key for f in self.futures]
         running_on = client.run_on_scheduler(runner.where_running, keys)

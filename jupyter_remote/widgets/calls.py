@@ -20,6 +20,7 @@ import ipywidgets as w
 
 from jupyter_remote import config
 from jupyter_remote.core.logs import FINAL_STATES, STATE_WORDS, LogLine, format_line
+from jupyter_remote.widgets.subshell import respond_while_busy
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def log_html(lines: list[LogLine]) -> str:
 
 
 _TIP = "Cancel this call: queued work never starts, running work is interrupted"
-# The kernel handles a click only between cells; a cell that waits is stopped by interrupting
-# the kernel, which cancels the call the same way.
+# Clicks reach a busy kernel through jupyter_remote's subshell (ipykernel 7). Without one
+# the kernel handles a click only between cells; a cell that waits is then stopped by
+# interrupting the kernel, which cancels the call the same way.
 _WAITING_TIP = (
     "This cell waits for the call, so the kernel is busy: interrupt the kernel "
     "(the stop button, or I,I) to cancel it now"
@@ -124,8 +126,9 @@ class CallWidget(w.VBox):
     call
         The :class:`~jupyter_remote.core.calls.Call` to show.
     waiting
-        Whether the kernel blocks until the call ends (then the kernel cannot handle the
-        Cancel button meanwhile, and its tooltip says to interrupt the kernel instead).
+        Whether the kernel blocks until the call ends. The Cancel button still works then
+        when the kernel has subshells (ipykernel 7, see :mod:`.subshell`); otherwise its
+        tooltip says to interrupt the kernel instead.
     max_lines
         Lines kept in the view (default: ``jupyter-remote.logs.max-lines``).
     interval
@@ -154,11 +157,12 @@ class CallWidget(w.VBox):
         self._drawn_lines = -1
         self.status = w.HTML()
         self.cancel_button = w.Button(
-            description="Cancel", icon="stop", button_style="warning",
-            tooltip=(_WAITING_TIP if waiting else _TIP),
+            description="Cancel", icon="stop", button_style="warning", tooltip=_TIP,
             layout=w.Layout(width="auto"),
         )
         self.cancel_button.on_click(self._on_cancel)
+        if not respond_while_busy(self.cancel_button) and waiting:
+            self.cancel_button.tooltip = _WAITING_TIP
         self.message = w.HTML()
         self.progress = w.IntProgress(min=0, max=max(1, self.call_log.total or 1), value=0,
                                       layout=w.Layout(width="40%"))
@@ -277,7 +281,7 @@ class CallWidget(w.VBox):
             self._recorded = True
             self.record()
 
-    # -- actions (in the kernel's main thread) -------------------------------------------
+    # -- actions (on jupyter_remote's subshell thread, or the kernel's main thread) -------
     def _on_cancel(self, _button) -> None:
         if self.call_log.state in FINAL_STATES or self.call_log.cancel is None:
             return

@@ -144,6 +144,14 @@ def test_a_flood_leaves_the_kernel_answering(kernel):
     assert len(replayed) == n and replayed[0] == "flood 0" and replayed[-1] == f"flood {n - 1}"
 
 
+def _click(kernel, comm_id: str) -> None:
+    kernel.kc.session.send(
+        kernel.kc.shell_channel.socket,
+        "comm_msg",
+        {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}},
+    )
+
+
 def test_cancel_button_interrupts_running_work(kernel):
     msg_id = kernel.submit(
         "%%remote --no-wait --out x\n"
@@ -157,14 +165,39 @@ def test_cancel_button_interrupts_running_work(kernel):
     widget = kernel.call_widget(msg_id)
     kernel.reply(msg_id)
     widget.wait_value("lines", "started")
-    kernel.kc.session.send(
-        kernel.kc.shell_channel.socket,
-        "comm_msg",
-        {"comm_id": widget.cancel, "data": {"method": "custom", "content": {"event": "click"}}},
-    )
+    _click(kernel, widget.cancel)
     widget.wait_value("message", "the running code on tcp://", timeout=15)
     widget.wait_value("status", "cancelled", timeout=15)
     assert kernel.models[widget.cancel]["disabled"] is True
+
+
+@pytest.mark.parametrize("how", ["cell", "map"])
+def test_cancel_button_works_while_the_cell_waits(kernel, how):
+    # The kernel is busy running the waiting cell: the click must still be handled now,
+    # not once the cell has ended (which here would be after 120 s).
+    spin = "import time\nprint('started')\nend = time.time() + 120\nwhile time.time() < end:\n    pass\n"
+    if how == "cell":
+        code = "%%remote --out y\n" + spin + "y = 1\n"
+    else:
+        code = (
+            "import jupyter_remote\n"
+            "def spin(i):\n" + "".join("    " + line + "\n" for line in spin.splitlines()) +
+            "    return i\n"
+            "jupyter_remote.function(spin).map(range(2), batch_size=1)\n"
+        )
+    msg_id = kernel.submit(code)
+    widget = kernel.call_widget(msg_id)
+    widget.wait_value("lines", "started")
+    assert not kernel.replied(msg_id)
+    _click(kernel, widget.cancel)
+    widget.wait_value("message", "was interrupted", timeout=20)
+    reply = kernel.reply(msg_id, timeout=20)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "RemoteCancelledError", kernel.text(msg_id)[-2000:]
+    widget.wait_value("status", "cancelled")
+    assert kernel.models[widget.cancel]["disabled"] is True
+    # The kernel goes on as usual afterwards.
+    assert "42" in kernel.text(kernel.execute("print(6 * 7)")["parent_header"]["msg_id"])
 
 
 def test_cancel_button_on_queued_work_says_it_never_started(kernel):
@@ -182,11 +215,7 @@ def test_cancel_button_on_queued_work_says_it_never_started(kernel):
     kernel.reply(queued)
     assert "queued" in widget.value("status")
     for w in [widget, *busy_widgets]:
-        kernel.kc.session.send(
-            kernel.kc.shell_channel.socket,
-            "comm_msg",
-            {"comm_id": w.cancel, "data": {"method": "custom", "content": {"event": "click"}}},
-        )
+        _click(kernel, w.cancel)
     widget.wait_value("message", "cancelled before it started", timeout=15)
     widget.wait_value("status", "cancelled")
     for w in busy_widgets:

@@ -62,3 +62,21 @@ def test_a_flood_in_text_mode_is_printed_in_few_writes(run, capsys):
     run("%%remote --out n\nfor i in range(20000):\n    print(i)\nn = 1\n")
     out, _ = capsys.readouterr()
     assert out.split() == [str(i) for i in range(20000)]
+
+
+def test_without_a_subshell_the_cancel_tooltip_says_to_interrupt(local):
+    # Outside a kernel (or with an ipykernel before 7.4) no subshell takes the clicks of a
+    # waiting cell's Cancel button: its tooltip must point at the kernel's stop button.
+    from jupyter_remote.core import calls
+    from jupyter_remote.widgets import calls as views
+    from jupyter_remote.widgets.subshell import respond_while_busy
+
+    call = calls.Call(local, "remote cell", "cell")
+    try:
+        waiting = views.CallWidget(call, waiting=True)
+        background = views.CallWidget(call, waiting=False)
+        assert not respond_while_busy(waiting.cancel_button)
+        assert waiting.cancel_button.tooltip == views._WAITING_TIP
+        assert background.cancel_button.tooltip == views._TIP
+    finally:
+        call.finish("cancelled")

@@ -1,0 +1,79 @@
+"""Let a widget's clicks reach the kernel while a cell runs.
+
+A kernel handles a frontend's widget messages on its main shell, between cells: while a
+cell waits for a remote call, a click on that call's Cancel button would only be seen
+once the cell has ended, too late to matter. ipykernel 7 runs *subshells*, each on its own
+thread with its own queue, and routes a comm's messages to the subshell its comm names
+(``BaseComm._reply_subshell_for``). This module starts one subshell per kernel for
+jupyter_remote and routes the chosen widgets' messages to it, so their handlers run at once
+even while the main shell is busy.
+
+Handlers routed here run on the subshell's thread: they must be thread-safe (the Cancel
+button's handler only talks to the Dask client and pokes the view's redraw).
+
+With an older ipykernel, or outside a kernel, nothing is routed and :func:`respond_while_busy`
+returns False: the widget then works between cells only, as every widget does.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import weakref
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_subshells: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # kernel -> subshell id
+
+
+def respond_while_busy(widget) -> bool:
+    """Handle the frontend's messages for ``widget`` on jupyter_remote's subshell.
+
+    Returns whether that worked; when it did not, the widget still works between cells.
+    """
+    comm = getattr(widget, "comm", None)
+    kernel = getattr(comm, "kernel", None)
+    if comm is None or kernel is None or not hasattr(comm, "_reply_subshell_for"):
+        return False
+    subshell = _subshell_of(kernel)
+    if subshell is None:
+        return False
+
+    def route(_data, _default) -> str:  # called on ipykernel's shell-channel thread
+        return subshell
+
+    comm._reply_subshell_for = route
+    return True
+
+
+def _subshell_of(kernel) -> str | None:
+    with _lock:
+        if kernel in _subshells:
+            return _subshells[kernel]
+        subshell = None
+        try:
+            subshell = _start_subshell(kernel)
+        except Exception:
+            _log.debug("could not start a subshell; widgets answer between cells", exc_info=True)
+        _subshells[kernel] = subshell  # a failure is not retried for every widget
+        return subshell
+
+
+def _start_subshell(kernel) -> str | None:
+    channel = getattr(kernel, "shell_channel_thread", None)
+    if channel is None or not channel.is_alive():
+        return None
+    if threading.current_thread() is not channel.parent_thread and channel._manager is None:
+        return None  # only the kernel's own thread may set up the subshell manager
+    manager = channel.manager
+    made: concurrent.futures.Future = concurrent.futures.Future()
+
+    def create() -> None:  # subshells are made on the shell-channel thread
+        try:
+            made.set_result(manager._create_subshell())
+        except BaseException as exc:
+            made.set_exception(exc)
+
+    channel.io_loop.add_callback(create)
+    return made.result(timeout=10)
