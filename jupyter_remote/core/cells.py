@@ -6,10 +6,15 @@ The magic parses its arguments and calls :func:`run_cell`; everything else happe
 from __future__ import annotations
 
 import builtins
+import collections
+import hashlib
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_remote.core import analysis, calls, runner
+from jupyter_remote import config
+from jupyter_remote.core import analysis, calls, payload, runner
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import EmptyCellError, UnknownInputError
@@ -28,6 +33,7 @@ class CellResult:
     values: dict[str, Any] = field(default_factory=dict)
     display: dict[str, str] | None = None
     worker: str | None = None
+    reused: str | None = None  # with cache=True: the id of the earlier call whose result this is
 
 
 class RemoteDisplay:
@@ -79,6 +85,7 @@ def run_cell(
     on_lines=None,
     on_call=None,
     env: dict | None = None,
+    cache: bool = False,
 ) -> CellResult:
     """Run ``source`` on one worker of ``cluster`` with inputs from ``namespace``.
 
@@ -87,6 +94,8 @@ def run_cell(
     fill in when the cell finishes. ``on_call(call)`` runs once the call is submitted (for
     views); ``on_lines`` receives log lines while waiting. ``env`` (an env spec from
     :func:`jupyter_remote.core.environments.resolve`) runs the cell in that environment.
+    With ``cache``, an identical earlier run (see :class:`CellCache`) is reused instead of
+    running again: ``reused`` of the result then names its call.
     """
     filename = filename or f"<{label}>"
     found, inputs = collect_inputs(source, namespace, filename, label)
@@ -101,6 +110,12 @@ def run_cell(
         "required": list(outputs or ()),
         "get": get,
     }
+    key = None
+    if cache:
+        key = CellCache.key(spec, inputs, env, resources)
+        earlier = CellCache.of(cluster).lookup(key)
+        if earlier is not None:
+            return _reuse(earlier, call, get, on_call)
     main = call.submit(spec, names=inputs, resources=resources, env=env)
     takes = {}
     if not get:
@@ -122,6 +137,11 @@ def run_cell(
         result.refs = {n: RemoteRef(f, cluster, name=n, call=call) for n, f in takes.items()}
         _fill_in_when_done(call, main, result.refs)
         call.finish_when_done()
+        if key is not None:
+            main.add_done_callback(
+                lambda f: CellCache.of(cluster).store(key, call.id, f, takes)
+                if f.status == "finished" else None
+            )
         return result
 
     try:
@@ -147,7 +167,127 @@ def run_cell(
                 future.release()
                 continue
             result.refs[name] = RemoteRef(future, cluster, name=name, info={**info, "worker": meta["worker"]})
+    if key is not None:
+        CellCache.of(cluster).store(key, call.id, main, {n: r._future for n, r in result.refs.items()})
     main.release()
+    return result
+
+
+@dataclass
+class _Run:
+    """A finished cell kept for reuse: its description and references of its own to the
+    futures behind it (the user's refs may be deleted or cancelled independently)."""
+
+    call: str
+    main: Any
+    takes: dict[str, Any]
+
+    def alive(self) -> bool:
+        return all(f.status not in ("error", "cancelled", "lost")
+                   for f in (self.main, *self.takes.values()))
+
+    def release(self) -> None:
+        for future in (self.main, *self.takes.values()):
+            future.release()
+
+
+class CellCache:
+    """Cells run with ``cache=True`` on one cluster, by what they would send.
+
+    Two runs are identical when their source, the values of their inputs (refs by key),
+    their outputs, ``get``, requirements and resources are. A run is reused while every
+    value it produced is still on the cluster; the oldest runs are dropped beyond
+    ``jupyter-remote.cache.size``. The cache lives in this process (a notebook's kernel).
+    """
+
+    _lock = threading.Lock()
+    _of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cluster -> its cache
+
+    def __init__(self) -> None:
+        self._runs: collections.OrderedDict[str, _Run] = collections.OrderedDict()
+
+    @classmethod
+    def of(cls, cluster: Cluster) -> CellCache:
+        with cls._lock:
+            found = cls._of.get(cluster)
+            if found is None:
+                found = cls._of[cluster] = cls()
+            return found
+
+    @staticmethod
+    def key(spec: dict, inputs: dict, env: dict | None, resources: dict | None) -> str:
+        # the file name holds the execution count, which changes on every run
+        same = {k: v for k, v in spec.items() if k != "filename"}
+        digest = payload.content_key(same, inputs)
+        extra = f"{env['hash'] if env else ''}|{sorted((resources or {}).items())}"
+        return f"{digest}-{hashlib.sha256(extra.encode()).hexdigest()[:12]}"
+
+    def lookup(self, key: str) -> _Run | None:
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None:
+                return None
+            if not run.alive():  # lost with a worker, cancelled, or the cluster restarted
+                del self._runs[key]
+                run.release()
+                return None
+            self._runs.move_to_end(key)
+            return run
+
+    def store(self, key: str, call: str, main, takes: dict) -> None:
+        from distributed import Future
+
+        def own(future):  # a reference of our own, released independently of the user's
+            return Future(future.key, future.client)
+
+        run = _Run(call, own(main), {n: own(f) for n, f in takes.items()})
+        size = int(config.get("cache.size", 32))
+        with self._lock:
+            previous = self._runs.pop(key, None)
+            self._runs[key] = run
+            dropped = [previous] if previous is not None else []
+            while len(self._runs) > max(0, size):
+                dropped.append(self._runs.popitem(last=False)[1])
+        for old in dropped:
+            old.release()
+
+    def clear(self) -> int:
+        """Forget every run (their values stay while other refs hold them); how many."""
+        with self._lock:
+            runs = list(self._runs.values())
+            self._runs.clear()
+        for run in runs:
+            run.release()
+        return len(runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def _reuse(run: _Run, call: calls.Call, get: bool, on_call) -> CellResult:
+    """The result of ``run`` again, as the result of ``call`` (which never runs)."""
+    from distributed import Future
+
+    cluster = call.cluster
+    if on_call is not None:
+        on_call(call)
+    result = CellResult(call, reused=run.call)
+    try:
+        meta = run.main.result()  # the cell's description: small, already on the cluster
+    except BaseException:
+        call.finish("failed")
+        raise
+    call.log.worker = meta["worker"]
+    call.finish("done")
+    result.display = meta["display"]
+    result.worker = meta["worker"]
+    if get:
+        result.values = meta["values"]
+    else:
+        for name, future in run.takes.items():
+            info = meta["outputs"].get(name, {})
+            result.refs[name] = RemoteRef(Future(future.key, future.client), cluster, name=name,
+                                          info={**info, "worker": meta["worker"]})
     return result
 
 

@@ -118,13 +118,7 @@ class RemoteFunction:
     cache_size = 128  # results a cached function keeps alive on the cluster
 
     def _cache_key(self, spec: dict) -> str:
-        import hashlib
-
-        data, deps = payload.dumps(spec)
-        digest = hashlib.sha256(data)
-        for dep in deps:
-            digest.update(str(dep.key).encode())
-        return f"remote-cached-{self.name}-{digest.hexdigest()[:24]}"
+        return f"remote-cached-{self.name}-{payload.content_key(spec)}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""

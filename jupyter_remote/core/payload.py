@@ -92,6 +92,18 @@ def dumps(obj: Any, names: dict[str, Any] | None = None) -> tuple[bytes, list]:
     return buf.getvalue(), deps
 
 
+def content_key(obj: Any, names: dict[str, Any] | None = None) -> str:
+    """A digest of what ``obj`` pickles to, refs by their keys: equal for an identical
+    call (same code, same input values, same refs) made again."""
+    import hashlib
+
+    data, deps = dumps(obj, names)
+    digest = hashlib.sha256(data)
+    for dep in deps:
+        digest.update(str(dep.key).encode())
+    return digest.hexdigest()[:24]
+
+
 def loads(data: bytes, dependencies: tuple = ()) -> Any:
     """Open a payload on the worker, splicing in the dependency values."""
     return _DependencyUnpickler(io.BytesIO(data), dependencies).load()

@@ -57,7 +57,9 @@ class RemoteMagics(Magics):
               help="download the outputs into the notebook instead of keeping them remote")
     @argument("--no-wait", action="store_true",
               help="return at once; the names are bound to pending refs")
-    @argument("--cache", action="store_true", help="reuse the result of an identical earlier run")
+    @argument("--cache", action="store_true",
+              help="reuse the refs of an identical earlier run (same code and inputs) "
+                   "instead of running again, while its values are on the cluster")
     @argument("--resources", nargs="+", metavar="KEY=N",
               help="Dask worker resources the cell needs, e.g. GPU=1")
     @argument("--timeout", type=float, metavar="SECONDS",
@@ -83,8 +85,6 @@ class RemoteMagics(Magics):
             ...   # runs in an environment with those, built once per host, cached by content
         """
         args = _parse(self.remote, line)
-        if args.cache:
-            raise UsageError("--cache is not available in this version of jupyter_remote")
         if args.get and args.no_wait:
             raise UsageError("--get and --no-wait cannot be combined: --get waits to download")
         if args.timeout is not None and args.timeout <= 0:
@@ -119,6 +119,7 @@ class RemoteMagics(Magics):
                 on_lines=view.on_lines,
                 on_call=view.start,
                 env=env,
+                cache=args.cache,
             )
         except Exception as error:
             view.fail(error)

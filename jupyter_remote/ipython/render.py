@@ -84,6 +84,13 @@ class _TextLog:
         _status(text + hidden)
 
 
+def reused_note(result, short: bool = False) -> str:
+    """What a ``--cache`` cell that did not run says instead."""
+    text = (f"reused the result of call {result.reused} (same code and inputs); "
+            f"`%remote logs {result.reused}` replays its output")
+    return text if short else f"{result.call.label} {text}"
+
+
 class CallView:
     """The text view of one ``%%remote`` cell.
 
@@ -108,6 +115,9 @@ class CallView:
 
     def finish(self, result, bound: dict) -> None:
         if self.call is None:
+            return
+        if result.reused:
+            _status(reused_note(result))
             return
         if self.wait:
             self._text.end()
@@ -162,7 +172,10 @@ class WidgetCallView(CallView):
     def finish(self, result, bound: dict) -> None:
         if self.widget is None:
             return
-        if self.wait:
+        if result.reused:
+            self.widget.set_note(reused_note(result, short=True))
+            self.widget.record()
+        elif self.wait:
             self.widget.record()
         else:
             names = ", ".join(bound) or "no names"

@@ -182,3 +182,82 @@ def test_cell_defined_function_comes_back_callable_info(local):
 def test_unknown_resources_fail_clearly(local):
     with pytest.raises(ValueError, match="GPU"):
         run(local, "x = 1\n", resources={"GPU": 1})
+
+
+# -- cache=True ----------------------------------------------------------------------------
+STAMP = "import time\nstamp = (time.time_ns(), n)\n"
+
+
+def test_cache_reuses_an_identical_run(local):
+    first = run(local, STAMP, {"n": 1}, cache=True)
+    again = run(local, STAMP, {"n": 1}, cache=True)
+    assert first.reused is None
+    assert again.reused == first.call.id
+    assert again.refs["stamp"].get() == first.refs["stamp"].get()
+    assert again.refs["stamp"].info["type"] == "tuple"
+    assert again.call.log.state == "done"
+    # Without cache=True the cell always runs.
+    fresh = run(local, STAMP, {"n": 1})
+    assert fresh.reused is None and fresh.refs["stamp"].get() != first.refs["stamp"].get()
+
+
+def test_cache_runs_again_when_an_input_or_the_code_changes(local):
+    base = run(local, STAMP, {"n": 2}, cache=True)
+    other_value = run(local, STAMP, {"n": 3}, cache=True)
+    other_code = run(local, STAMP + "extra = 1\n", {"n": 2}, cache=True)
+    other_outputs = run(local, STAMP, {"n": 2}, cache=True, outputs=["stamp"])
+    assert base.reused is other_value.reused is other_code.reused is other_outputs.reused is None
+    assert other_value.refs["stamp"].get()[1] == 3
+    # A ref input counts by its key: a recomputed upstream value is a new input.
+    up1 = run(local, "u = 5\n").refs["u"]
+    up2 = run(local, "u = 5\n").refs["u"]
+    down = run(local, "v = (u, __import__('time').time_ns())\n", {"u": up1}, cache=True)
+    assert run(local, "v = (u, __import__('time').time_ns())\n", {"u": up1}, cache=True).reused == down.call.id
+    assert run(local, "v = (u, __import__('time').time_ns())\n", {"u": up2}, cache=True).reused is None
+
+
+def test_cache_outlives_the_users_refs_but_not_their_cancellation(local):
+    first = run(local, STAMP, {"n": 4}, cache=True)
+    value = first.refs["stamp"].get()
+    del first.refs["stamp"]  # the user drops the ref: the cached run keeps the value
+    again = run(local, STAMP, {"n": 4}, cache=True)
+    assert again.reused is not None and again.refs["stamp"].get() == value
+    again.refs["stamp"].cancel()  # the value is gone from the cluster: run again
+    third = run(local, STAMP, {"n": 4}, cache=True)
+    assert third.reused is None and third.refs["stamp"].get() != value
+
+
+def test_cache_does_not_keep_failures(local):
+    source = "import time\nstamp = time.time_ns()\nif fail:\n    raise ValueError('no')\n"
+    with pytest.raises(ValueError):
+        run(local, source, {"fail": True}, cache=True)
+    with pytest.raises(ValueError):  # it ran again (a reused failure would not raise)
+        run(local, source, {"fail": True}, cache=True)
+
+
+def test_cache_with_get_and_no_wait(local):
+    got = run(local, STAMP, {"n": 5}, cache=True, get=True)
+    again = run(local, STAMP, {"n": 5}, cache=True, get=True)
+    assert again.reused == got.call.id and again.values == got.values
+    cache = cells.CellCache.of(local)
+    cache.clear()
+    background = run(local, STAMP, {"n": 6}, cache=True, wait=False)
+    value = background.refs["stamp"].get()
+    deadline = time.monotonic() + 10
+    while not len(cache) and time.monotonic() < deadline:  # kept once its cell has run
+        time.sleep(0.01)
+    found = run(local, STAMP, {"n": 6}, cache=True)
+    assert found.reused == background.call.id and found.refs["stamp"].get() == value
+
+
+def test_cache_keeps_at_most_its_size(local):
+    import dask
+
+    cache = cells.CellCache.of(local)
+    cache.clear()
+    with dask.config.set({"jupyter-remote.cache.size": 2}):
+        runs = [run(local, STAMP, {"n": 100 + i}, cache=True) for i in range(3)]
+        assert len(cache) == 2
+        assert run(local, STAMP, {"n": 100}, cache=True).reused is None  # the oldest was dropped
+        assert run(local, STAMP, {"n": 102}, cache=True).reused == runs[2].call.id
+    assert cache.clear() == 2

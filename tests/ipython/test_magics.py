@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -72,6 +73,25 @@ def test_remote_prints_appear_in_the_cell(run, capsys):
     assert "to stderr" in captured.err
 
 
+def test_cache_reuses_an_identical_cell(shell, run, capsys):
+    cell = "%%remote --cache\nimport time\nprint('computing')\nmade = (time.time_ns(), size)\nmade[1]\n"
+    first = run(cell, size=10)
+    value = shell.user_ns["made"].get()
+    assert "computing" in capsys.readouterr().out
+    again = run(cell, size=10)
+    out, err = capsys.readouterr()
+    assert "computing" not in out  # it did not run again
+    reused = re.search(r"\[remote\] (?:cell In\[\d+\]|remote cell) reused the result of call (\w+).*"
+                       r"`%remote logs \1`", err)
+    assert reused, err
+    assert shell.user_ns["made"].get() == value
+    run(f"%remote logs {reused.group(1)}")  # the earlier run's output, as promised
+    assert "computing" in capsys.readouterr().out
+    assert repr(first) == repr(again) == "10"  # the trailing expression shows again
+    run(cell, size=11)
+    assert "computing" in capsys.readouterr().out
+
+
 def test_remote_exception_fails_the_cell_with_the_cells_lines(shell):
     result = shell.run_cell("%%remote\nx = 1\ny = x / 0\n")
     assert isinstance(result.error_in_exec, ZeroDivisionError)
@@ -88,7 +108,6 @@ def test_remote_exception_fails_the_cell_with_the_cells_lines(shell):
         ("%%remote --resources GPU", "KEY=N"),
         ("%%remote --get --no-wait", "cannot be combined"),
         ("%%remote no-such-cluster", "not known; known clusters: local"),
-        ("%%remote --cache", "not available in this version"),
         ("%%remote --reqs ./no-such-1.0-py3-none-any.whl", "does not exist"),
         ("%%remote -r no-such-requirements.txt", "cannot be read"),
         ("%%remote --files no-such-data.csv", "not found"),

@@ -275,3 +275,19 @@ def test_remote_functions_show_a_widget(kernel, kind):
         assert "[3] item 3" in _lines_of(widget.value("lines"))
     else:
         assert _lines_of(widget.value("lines")) == ["item 4"]
+
+
+def test_a_reused_cached_cell_says_so_in_its_widget(kernel):
+    cell = "%%remote --cache --out c\nimport time\nprint('computing c')\nc = time.time_ns()\n"
+    first = kernel.submit(cell)
+    kernel.call_widget(first).wait_value("lines", "computing c")
+    kernel.reply(first)
+    second = kernel.submit(cell)
+    widget = kernel.call_widget(second)
+    kernel.reply(second)
+    widget.wait_value("status", "reused the result of call")
+    widget.wait_value("status", "done")
+    assert "computing c" not in widget.value("lines")
+    # the text record kept in the notebook says the same
+    records = [m["content"]["data"]["text/plain"] for m in kernel.of(second, "update_display_data")]
+    assert any("reused the result of call" in r for r in records), records
