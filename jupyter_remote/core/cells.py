@@ -126,7 +126,9 @@ def run_cell(
                 name,
                 f"{name!r} of {label}",
                 main,
-                key=f"{name}-{call.id}",
+                # one task prefix for every take: Dask learns at once that takes are
+                # quick, so its work stealing leaves them on the worker holding the value
+                key=f"remote-take-{call.id}-{name}",
                 pure=False,
             )
         call.futures.extend(takes.values())  # cancelling the call cancels its refs too

@@ -142,9 +142,10 @@ class EnvExecutor:
             )
         return reply
 
-    def interrupt(self, call: str) -> None:
+    def tell(self, op: str, call: str) -> None:
+        """Send ``op`` ("interrupt", "drop") about ``call``; no reply (gone if it exited)."""
         try:
-            _send(self.proc.stdin, self._lock, {"op": "interrupt", "call": call})
+            _send(self.proc.stdin, self._lock, {"op": op, "call": call})
         except OSError:
             pass
 
@@ -248,7 +249,7 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
             raise SerializationError("a remote input", dependencies, exc) from None
         reply = ex.request(
             {"op": "run", "meta": meta, "body": body, "deps": deps, "info": info},
-            on_interrupt=lambda: ex.interrupt(call),
+            on_interrupt=lambda: ex.tell("interrupt", call),
         )
         runner._stop_interrupts(call)
     except RemoteTaskError as exc:
@@ -289,6 +290,13 @@ def runner_address() -> str:
     from jupyter_remote.core import runner
 
     return runner._worker_address()
+
+
+def drop(call: str) -> None:
+    """``runner.drop`` for a cell that ran in an env process."""
+    ex = _kept_in.pop(call, None)
+    if ex is not None:
+        ex.tell("drop", call)
 
 
 def take(call: str, name: str, label: str) -> Any:
@@ -398,6 +406,8 @@ def _child(env_path: str) -> None:
             serve_take(message)
         elif op == "interrupt":
             runner.interrupt(message["call"])
+        elif op == "drop":
+            runner.drop(message["call"])
 
 
 if __name__ == "__main__":

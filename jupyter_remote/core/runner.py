@@ -19,6 +19,7 @@ import builtins
 import collections
 import ctypes
 import linecache
+import re
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ _ended: collections.deque[str] = collections.deque(maxlen=1000)
 
 def run(data: bytes, *dependencies: Any) -> Any:
     """Run one payload. This is the only function the scheduler ever sees in our tasks."""
+    _watch_kept()
     if data[: len(payload.ENV_HEADER)] == payload.ENV_HEADER:  # requirements or files
         from jupyter_remote.core import envprocess
 
@@ -159,6 +161,55 @@ def _run_cell(spec: dict, worker: str) -> dict:
     return result
 
 
+# -- values nobody will take ---------------------------------------------------------------
+_REAPER = "jupyter-remote-kept"
+_CELL_KEY = re.compile(r"^remote-cell-([0-9a-f]+)-\d+$")
+
+
+def drop(call: str) -> None:
+    """Forget the values a cell bound here that no ``take`` will collect."""
+    with _kept_lock:
+        _kept.pop(call, None)
+    envprocess = sys.modules.get("jupyter_remote.core.envprocess")
+    if envprocess is not None:
+        envprocess.drop(call)
+
+
+def _watch_kept() -> None:
+    """Once per worker: drop a cell's kept values when the cell's task leaves its memory.
+
+    The worker keeps the cell's task while any ``take`` of it may still run (they depend
+    on it); when it is released, takes that never ran (cancelled, or their refs dropped
+    before they ran) never will, and their values would otherwise stay until the worker
+    restarts.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker (an environment's process)
+        return
+    if _REAPER in worker.plugins:
+        return
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class KeptReaper(WorkerPlugin):
+        def transition(self, key, start, finish, **kwargs) -> None:
+            # The worker forgets a task only once it no longer runs (a cancelled one
+            # first ends, perhaps binding names anyway) and none of its takes can run.
+            done_with = finish == "forgotten" or (start, finish) == ("memory", "released")
+            if done_with and isinstance(key, str):
+                match = _CELL_KEY.match(key)
+                if match:
+                    drop(match.group(1))
+
+    async def install() -> None:  # on the worker's loop, which reads worker.plugins
+        if _REAPER not in worker.plugins:
+            await worker.plugin_add(KeptReaper(), name=_REAPER)
+
+    worker.loop.add_callback(install)
+
+
 class Unbound:
     """Stands for a name the cell did not bind on this run (or bound to a module).
 
@@ -176,11 +227,19 @@ class Unbound:
 _UNBOUND = object()
 
 
-def take(call: str, name: str, label: str, *_after: Any) -> Any:
+def take(call: str, name: str, label: str, *after: Any) -> Any:
     """Hand one value a cell bound on this worker to its own task (its ``RemoteRef``).
 
-    Runs after the cell's task (``_after``), on the worker holding it.
+    Runs after the cell's task (``after`` holds its description), normally on the worker
+    holding the value. Dask may still move it elsewhere (work stealing, when that worker is
+    busy): then it fetches the value from the worker the description names.
     """
+    meta = after[0] if after and isinstance(after[0], dict) else {}
+    where = meta.get("worker")
+    if where and where != _worker_address():
+        from distributed import get_client
+
+        return get_client().run(take, call, name, label, workers=[where])[where]
     with _kept_lock:
         kept = _kept.get(call)
         here = kept is not None and name in kept

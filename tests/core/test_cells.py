@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import time
 
+import dask
 import pytest
 
-from jupyter_remote.core import cells, runner
+from jupyter_remote.core import calls, cells, runner
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import (
     EmptyCellError,
@@ -261,3 +262,57 @@ def test_cache_keeps_at_most_its_size(local):
         assert run(local, STAMP, {"n": 100}, cache=True).reused is None  # the oldest was dropped
         assert run(local, STAMP, {"n": 102}, cache=True).reused == runs[2].call.id
     assert cache.clear() == 2
+
+
+def _kept_on_workers(client, call_id):
+    found = client.run(lambda c: list(runner._kept.get(c, ())), call_id)  # looked up there
+    return {w: held for w, held in found.items() if held}
+
+
+def test_values_of_a_cancelled_cell_that_still_bound_them_are_dropped(local):
+    # The cell swallows the interrupt and binds its names anyway, after its task was
+    # cancelled: no take task will ever collect them, so they must not stay in the
+    # worker's memory once the task has ended there.
+    source = (
+        "import time\n"
+        "t0 = time.time()\n"
+        "try:\n"
+        "    while time.time() < t0 + 2:\n"
+        "        time.sleep(0.01)\n"
+        "except BaseException:\n"
+        "    pass\n"
+        "big = bytes(10_000_000)\n"
+    )
+    result = run(local, source, wait=False)
+    call_id = result.call.id
+    client = local.client
+    deadline = time.monotonic() + 30
+    while result.call.log.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    result.call.cancel()
+    while not any(client.run(lambda c: c in runner._ended, call_id).values()):
+        assert time.monotonic() < deadline, "the cell never ended on its worker"
+        time.sleep(0.05)
+    while _kept_on_workers(client, call_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _kept_on_workers(client, call_id)
+
+
+def test_a_take_moved_to_another_worker_fetches_its_value(local):
+    # Dask's work stealing may run a take away from the worker holding its value.
+    client = local.client
+    here, there = sorted(client.scheduler_info(n_workers=-1)["workers"])[:2]
+    call = calls.Call(local, "moved cell", "cell")
+    spec = {"kind": "cell", "source": "v = [1, 2, 3]\n", "filename": "<moved>", "inputs": {},
+            "outputs": ["v"], "required": [], "get": False}
+    try:
+        with dask.annotate(workers=[here]):
+            main = call.submit(spec)
+        moved = client.submit(runner.take, call.id, "v", "'v' of moved cell", main,
+                              workers=[there], pure=False)
+        assert main.result(timeout=30)["worker"] == here
+        assert moved.result(timeout=30) == [1, 2, 3]
+        assert client.who_has(moved)[moved.key] == (there,)
+        assert not _kept_on_workers(client, call.id)  # taken from where it waited
+    finally:
+        call.finish("done")

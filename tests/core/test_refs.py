@@ -22,7 +22,7 @@ def test_repr_shows_type_shape_dtype_size_worker_status(local):
     assert "<table>" in html and "float32" in html and "(3, 4)" in html
     np.testing.assert_array_equal(ref.get(), np.zeros((3, 4), dtype="float32"))
     assert ref.result().shape == (3, 4)
-    assert ref.key.startswith("arr-")
+    assert ref.key.startswith("remote-take-") and ref.key.endswith("-arr")
 
 
 def test_get_many_in_one_round_trip(local):
