@@ -58,3 +58,18 @@ def test_mypy_on_core():
         capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_binder_installs_extras_that_exist():
+    import re
+    import tomllib
+
+    root = PACKAGE.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    post_build = (root / "binder" / "postBuild").read_text()
+    asked = re.search(r'pip install [^\n]*"\.\[([^\]]+)\]"', post_build)
+    assert asked, "binder/postBuild must pip install this repository with its extras"
+    assert set(asked.group(1).split(",")) <= set(extras)
+    assert (root / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
+    env = (root / "binder" / "environment.yml").read_text()
+    assert "nodejs" in env  # the sidebar is built from source when binder installs the repo
