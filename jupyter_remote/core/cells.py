@@ -114,8 +114,9 @@ def run_cell(
     if cache:
         key = CellCache.key(spec, inputs, env, resources)
         earlier = CellCache.of(cluster).lookup(key)
-        if earlier is not None:
-            return _reuse(earlier, call, get, on_call)
+        reused = _reuse(earlier, call, get, on_call) if earlier is not None else None
+        if reused is not None:
+            return reused
     main = call.submit(spec, names=inputs, resources=resources, env=env)
     takes = {}
     if not get:
@@ -266,30 +267,29 @@ class CellCache:
         return len(self._runs)
 
 
-def _reuse(run: _Run, call: calls.Call, get: bool, on_call) -> CellResult:
-    """The result of ``run`` again, as the result of ``call`` (which never runs)."""
+def _reuse(run: _Run, call: calls.Call, get: bool, on_call) -> CellResult | None:
+    """The result of ``run`` again, as the result of ``call`` (which never runs); None if
+    the run's description cannot be read any more (then the cell runs)."""
     from distributed import Future
 
+    try:
+        meta = run.main.result(timeout=30)  # the cell's description: small, on the cluster
+    except Exception:  # lost since the lookup: run the cell instead
+        return None
     cluster = call.cluster
     if on_call is not None:
         on_call(call)
-    result = CellResult(call, reused=run.call)
-    try:
-        meta = run.main.result()  # the cell's description: small, already on the cluster
-    except BaseException:
-        call.finish("failed")
-        raise
+    result = CellResult(call, reused=run.call, display=meta["display"], worker=meta["worker"])
     call.log.worker = meta["worker"]
     call.finish("done")
-    result.display = meta["display"]
-    result.worker = meta["worker"]
     if get:
         result.values = meta["values"]
     else:
         for name, future in run.takes.items():
-            info = meta["outputs"].get(name, {})
-            result.refs[name] = RemoteRef(Future(future.key, future.client), cluster, name=name,
-                                          info={**info, "worker": meta["worker"]})
+            info = meta["outputs"].get(name)
+            if info is not None:  # (names not bound on that run were never kept)
+                result.refs[name] = RemoteRef(Future(future.key, future.client), cluster,
+                                              name=name, info={**info, "worker": meta["worker"]})
     return result
 
 
