@@ -85,23 +85,42 @@ def house(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def env_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("envs"))
+# What a successful install of jrtoy 1.0 writes in the build log, per installer.
+INSTALLED = {"pip": "Successfully installed jrtoy-1.0", "uv": "+ jrtoy==1.0"}
+
+
+@pytest.fixture(scope="module", params=["pip", "uv"])
+def installer(request):
+    """Every environment test runs with each installer the package supports (uv comes with
+    the test extra: ``pip install uv`` puts it beside the interpreter)."""
+    if request.param == "uv":
+        from jupyter_remote.core import envstore
+
+        if envstore._find_uv() is None:
+            pytest.fail("uv is not installed: install the test extra (it brings uv)")
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def envs_cluster(house, env_root):
-    """Two worker processes; the environments root reaches them through the environment."""
+def env_root(tmp_path_factory, installer):
+    return str(tmp_path_factory.mktemp(f"envs-{installer}"))  # each installer builds its own
+
+
+@pytest.fixture(scope="module")
+def envs_cluster(house, env_root, installer):
+    """Two worker processes; the environments root and the installer reach them through
+    the environment."""
     from distributed import LocalCluster
 
     from jupyter_remote.core import clusters
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DASK_JUPYTER_REMOTE__ENVIRONMENTS__ROOT", env_root)
+        mp.setenv("DASK_JUPYTER_REMOTE__ENVIRONMENTS__INSTALLER", installer)
         mp.setenv("DASK_LOGGING__DISTRIBUTED", "error")
         with dask.config.set({
             "jupyter-remote.environments.root": env_root,
+            "jupyter-remote.environments.installer": installer,
             "jupyter-remote.pip-options": ["--no-index", "--find-links", house],
         }):
             lc = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,

@@ -179,12 +179,19 @@ def _build(spec: dict, key: str, base: str, on_line) -> None:
         _enforce_cap(base, keep=key)
 
 
+def _find_uv() -> str | None:
+    """uv on PATH, or beside this interpreter (``pip install uv`` into the worker's venv,
+    whose bin folder need not be on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "uv")
+    return shutil.which("uv") or (beside if os.access(beside, os.X_OK) else None)
+
+
 def installer(python: str) -> list[str]:
     """The install command for ``python``'s environment, up to its options and requirements:
     ``uv pip install`` when uv is installed (``jupyter-remote.environments.installer: auto``),
     else this worker's pip, run for that interpreter."""
     choice = config.get("environments.installer", "auto") or "auto"
-    uv = shutil.which("uv") if choice in ("auto", "uv") else None
+    uv = _find_uv() if choice in ("auto", "uv") else None
     if choice == "uv" and uv is None:
         raise EnvironmentBuildError(
             "jupyter-remote.environments.installer is 'uv', but uv is not installed on this "

@@ -10,7 +10,8 @@ from jupyter_remote.core import environments
 from tests import wheelhouse
 
 # Fixtures shared with the other environment tests.
-house, env_root, envs_cluster = wheelhouse.house, wheelhouse.env_root, wheelhouse.envs_cluster
+house, installer = wheelhouse.house, wheelhouse.installer
+env_root, envs_cluster = wheelhouse.env_root, wheelhouse.envs_cluster
 
 
 @pytest.fixture
