@@ -225,6 +225,7 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
     sink = logs.worker_sink(call, meta["topic"])
     with runner._running_lock:
         runner._running[call] = threading.get_ident()
+    ex: EnvExecutor | None = None
     try:
         env = _prepare(spec, sink)
         cwd = envstore.workdir(spec)
@@ -258,6 +259,10 @@ def run_in_env(data: bytes, dependencies: tuple) -> Any:
         raise
     except BaseException as exc:  # a failed build, a lost process, an interrupt
         runner._stop_interrupts(call)
+        if meta.get("kind") == "cell" and ex is not None and ex.alive:
+            # Interrupted while its process runs it: a cell that ignores the interrupt may
+            # still bind names there, which `drop` must reach once the task is forgotten.
+            _kept_in[call] = ex
         error = payload.pack_exception(exc)
         error.__context__ = None
         raise error from None

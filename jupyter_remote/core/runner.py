@@ -37,6 +37,8 @@ _running: dict[str, int] = {}
 _running_lock = threading.Lock()
 # Calls that ended here lately, so a cancel can tell "had finished" from "never started"
 _ended: collections.deque[str] = collections.deque(maxlen=1000)
+# Cells dropped lately: one still running when dropped keeps nothing when it ends
+_dropped: collections.deque[str] = collections.deque(maxlen=1000)
 
 
 def run(data: bytes, *dependencies: Any) -> Any:
@@ -157,7 +159,8 @@ def _run_cell(spec: dict, worker: str) -> dict:
         result["values"] = values
     else:
         with _kept_lock:
-            _kept[spec["call"]] = {name: values.get(name, _UNBOUND) for name in wanted}
+            if spec["call"] not in _dropped:  # (an env process can hear of it first)
+                _kept[spec["call"]] = {name: values.get(name, _UNBOUND) for name in wanted}
     return result
 
 
@@ -167,9 +170,11 @@ _CELL_KEY = re.compile(r"^remote-cell-([0-9a-f]+)-\d+$")
 
 
 def drop(call: str) -> None:
-    """Forget the values a cell bound here that no ``take`` will collect."""
+    """Forget the values a cell bound here that no ``take`` will collect (and, should the
+    cell still be running, the ones it will bind)."""
     with _kept_lock:
         _kept.pop(call, None)
+        _dropped.append(call)
     envprocess = sys.modules.get("jupyter_remote.core.envprocess")
     if envprocess is not None:
         envprocess.drop(call)

@@ -419,3 +419,42 @@ def test_uv_is_found_beside_the_interpreter_when_not_on_path(monkeypatch, tmp_pa
     (fake_bin / "uv").write_text("#!/bin/sh\n")
     (fake_bin / "uv").chmod(0o755)
     assert envstore._find_uv() == str(fake_bin / "uv")
+
+
+def kept_here():
+    """In an environment's process: the cells whose values wait there, and those ended."""
+    from jupyter_remote.core import runner
+
+    return sorted(runner._kept), list(runner._ended)
+
+
+def test_values_a_cancelled_cell_bound_in_an_env_are_dropped(envs_cluster):
+    import time
+
+    # The cell swallows the interrupt and binds its names anyway, after its task was
+    # cancelled: the environment's process must not keep them once the task is gone.
+    source = (
+        "import time\n"
+        "t0 = time.time()\n"
+        "try:\n"
+        "    while time.time() < t0 + 2:\n"
+        "        time.sleep(0.01)\n"
+        "except BaseException:\n"
+        "    pass\n"
+        "big = bytes(10_000_000)\n"
+    )
+    env = environments.resolve(["jrtoy==1.0"])
+    result = cells.run_cell(source, {}, envs_cluster, wait=False, env=env)
+    deadline = time.monotonic() + 60
+    while result.call.log.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker = result.call.log.worker
+    result.call.cancel()
+    probe = jupyter_remote.function(kept_here, envs_cluster, reqs=["jrtoy==1.0"])
+    while True:
+        with dask.annotate(workers=[worker]):  # the process of that worker
+            kept, ended = probe()
+        if result.call.id in ended and result.call.id not in kept:
+            break
+        assert time.monotonic() < deadline, f"still kept after the cell ended: {kept}"
+        time.sleep(0.1)
