@@ -41,6 +41,8 @@ export class ClusterSidebar extends Widget {
 
     this.errorNode = Private.el('div', 'jr-Error');
     this.errorNode.hidden = true;
+    this.errorNode.title = 'Click to dismiss';
+    this.errorNode.addEventListener('click', () => this.showError(null));
     this.node.appendChild(this.errorNode);
 
     this.listNode = Private.el('div', 'jr-ClusterList');
@@ -57,14 +59,25 @@ export class ClusterSidebar extends Widget {
   async refresh(): Promise<void> {
     try {
       const clusters = await api.clusters();
-      this.showError(null);
+      this.refreshError = null;
       this.render(clusters);
     } catch (error) {
-      this.showError(Private.message(error));
+      this.refreshError = Private.message(error);
     }
+    this.renderError();
   }
 
+  /**
+   * Show what an action of the user's failed (null clears it). It stays until the next
+   * action or a click on it: a refresh that succeeds clears only its own errors.
+   */
   showError(message: string | null): void {
+    this.actionError = message;
+    this.renderError();
+  }
+
+  private renderError(): void {
+    const message = this.actionError ?? this.refreshError;
     this.errorNode.hidden = message === null;
     this.errorNode.textContent = message ?? '';
   }
@@ -123,6 +136,8 @@ export class ClusterSidebar extends Widget {
 
   private readonly formNode: HTMLFormElement;
   private readonly errorNode: HTMLElement;
+  private actionError: string | null = null;
+  private refreshError: string | null = null;
   private readonly listNode: HTMLElement;
   private readonly emptyNode: HTMLElement;
   private readonly cards = new Map<string, Private.Card>();

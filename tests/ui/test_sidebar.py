@@ -84,6 +84,25 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         card.locator('[data-action="scale"]').click()
         card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
 
+    with step("make it adaptive between 3 and 4 workers (it grows to 3); bad bounds are refused"):
+        bounds = card.locator(".jr-Card-manage .jr-Card-row").nth(1).locator("input")
+        bounds.nth(0).fill("3")
+        bounds.nth(1).fill("1")
+        card.locator('[data-action="adapt"]').click()
+        refused = page.locator(".jr-Sidebar > .jr-Error", has_text="0 <= minimum <= maximum")
+        refused.wait_for()
+        assert registry.get("lab-ui").get("adaptive") is None  # nothing changed
+        page.wait_for_timeout(3000)  # the sidebar refreshes every 2 s meanwhile
+        assert refused.is_visible()  # an action's error stays until the next action
+        bounds.nth(0).fill("3")
+        bounds.nth(1).fill("4")
+        card.locator('[data-action="adapt"]').click()
+        card.locator(".jr-Card-figures", has_text="adaptive 3–4").wait_for()
+        assert not refused.is_visible()
+        assert registry.get("lab-ui")["adaptive"] == {"minimum": 3, "maximum": 4}
+        # Applied, not only recorded: Dask's adaptive scaling brings the cluster up to 3.
+        card.locator(".jr-Card-figures", has_text="3 workers").wait_for(timeout=90_000)
+
     with step("open the dashboard in a tab, through the authenticated proxy"):
         card.locator('[data-action="dashboard"]').click()
         frame = page.locator(".jp-IFrame iframe")
