@@ -82,6 +82,19 @@ def tracker_file(tmp_path):
     return str(path)
 
 
+# A cell that ignores being interrupted (for about 2 s) and then binds ``big`` anyway.
+IGNORES_INTERRUPT = (
+    "import time\n"
+    "t0 = time.time()\n"
+    "try:\n"
+    "    while time.time() < t0 + 2:\n"
+    "        time.sleep(0.01)\n"
+    "except BaseException:\n"
+    "    pass\n"
+    "big = bytes(10_000_000)\n"
+)
+
+
 def unpickled_in(path: str) -> list[int]:
     with open(path) as f:
         return [int(x) for x in f.read().split()]

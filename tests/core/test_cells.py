@@ -17,7 +17,7 @@ from jupyter_remote.exceptions import (
     SerializationError,
     UnknownInputError,
 )
-from tests.conftest import unpickled_in
+from tests.conftest import IGNORES_INTERRUPT, unpickled_in
 
 
 def run(local, source, ns=None, **kw):
@@ -273,17 +273,7 @@ def test_values_of_a_cancelled_cell_that_still_bound_them_are_dropped(local):
     # The cell swallows the interrupt and binds its names anyway, after its task was
     # cancelled: no take task will ever collect them, so they must not stay in the
     # worker's memory once the task has ended there.
-    source = (
-        "import time\n"
-        "t0 = time.time()\n"
-        "try:\n"
-        "    while time.time() < t0 + 2:\n"
-        "        time.sleep(0.01)\n"
-        "except BaseException:\n"
-        "    pass\n"
-        "big = bytes(10_000_000)\n"
-    )
-    result = run(local, source, wait=False)
+    result = run(local, IGNORES_INTERRUPT, wait=False)
     call_id = result.call.id
     client = local.client
     deadline = time.monotonic() + 30

@@ -17,6 +17,7 @@ import pytest
 import jupyter_remote
 from jupyter_remote.core import cells, environments, envstore, versions
 from tests import wheelhouse
+from tests.conftest import IGNORES_INTERRUPT
 
 # Fixtures shared with the other environment tests.
 house, installer = wheelhouse.house, wheelhouse.installer
@@ -433,18 +434,8 @@ def test_values_a_cancelled_cell_bound_in_an_env_are_dropped(envs_cluster):
 
     # The cell swallows the interrupt and binds its names anyway, after its task was
     # cancelled: the environment's process must not keep them once the task is gone.
-    source = (
-        "import time\n"
-        "t0 = time.time()\n"
-        "try:\n"
-        "    while time.time() < t0 + 2:\n"
-        "        time.sleep(0.01)\n"
-        "except BaseException:\n"
-        "    pass\n"
-        "big = bytes(10_000_000)\n"
-    )
     env = environments.resolve(["jrtoy==1.0"])
-    result = cells.run_cell(source, {}, envs_cluster, wait=False, env=env)
+    result = cells.run_cell(IGNORES_INTERRUPT, {}, envs_cluster, wait=False, env=env)
     deadline = time.monotonic() + 60
     while result.call.log.state != "running" and time.monotonic() < deadline:
         time.sleep(0.01)

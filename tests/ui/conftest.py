@@ -36,20 +36,26 @@ def registry_path(registry_path):
     kill_launchers(registry_path)
 
 
-@pytest.fixture
-def lab(tmp_path, registry_path):
-    server = JupyterProcess(tmp_path, registry_path, app="lab")
+def write_notebook(path, *sources: str) -> None:
+    """A notebook of code cells with these sources, for the Python 3 kernel."""
     notebook = {
         "cells": [
             {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-             "source": "%load_ext jupyter_remote"},
+             "source": source}
+            for source in sources
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                     "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }  # fmt: skip
-    (server.root / "remote.ipynb").write_text(json.dumps(notebook))
+    path.write_text(json.dumps(notebook))
+
+
+@pytest.fixture
+def lab(tmp_path, registry_path):
+    server = JupyterProcess(tmp_path, registry_path, app="lab")
+    write_notebook(server.root / "remote.ipynb", "%load_ext jupyter_remote")
     server.start()
     yield server
     with contextlib.suppress(Exception):

@@ -3,9 +3,9 @@ that is still waiting for its remote call stops the call while the cell runs."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+
+from tests.ui.conftest import write_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -21,18 +21,7 @@ SPIN = (
 
 
 def test_cancel_button_of_a_waiting_cell(lab, page):
-    cells = [
-        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": src}
-        for src in ("%load_ext jupyter_remote", SPIN)
-    ]
-    notebook = {
-        "cells": cells,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }  # fmt: skip
-    (lab.root / "cancel.ipynb").write_text(json.dumps(notebook))
+    write_notebook(lab.root / "cancel.ipynb", "%load_ext jupyter_remote", SPIN)
 
     page.goto(f"{lab.url}/lab/tree/cancel.ipynb?reset&token={lab.token}")
     page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
