@@ -281,8 +281,12 @@ def _prepare(spec: dict, sink) -> envstore.Env:
         building.append(True)
         sink.state("building", worker=runner_address())
 
+    tool = None
+
     def on_line(text: str) -> None:
-        sink.add({"stream": "log", "text": f"[pip] {text}", "t": time.time(), "level": "INFO"})
+        nonlocal tool
+        tool = tool or envstore.installer_name()
+        sink.add({"stream": "log", "text": f"[{tool}] {text}", "t": time.time(), "level": "INFO"})
 
     try:
         return envstore.ensure(spec, on_line=on_line, on_building=on_building)

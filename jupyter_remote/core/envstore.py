@@ -186,6 +186,11 @@ def _find_uv() -> str | None:
     return shutil.which("uv") or (beside if os.access(beside, os.X_OK) else None)
 
 
+def installer_name() -> str:
+    """"uv" or "pip": what builds environments on this worker (labels its log lines)."""
+    return "uv" if os.path.basename(installer(sys.executable)[0]) == "uv" else "pip"
+
+
 def installer(python: str) -> list[str]:
     """The install command for ``python``'s environment, up to its options and requirements:
     ``uv pip install`` when uv is installed (``jupyter-remote.environments.installer: auto``),

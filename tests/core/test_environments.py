@@ -292,7 +292,8 @@ def test_the_cell_shows_building_then_the_call_runs(envs_cluster, installer):
     finally:
         functions.set_view(None)
     assert "building" in states
-    assert any(text.startswith("[pip] ") and wheelhouse.INSTALLED[installer] in text for text in lines)
+    assert any(text.startswith(f"[{installer}] ") and wheelhouse.INSTALLED[installer] in text
+               for text in lines)
 
 
 def test_interrupting_a_call_in_an_env_stops_it_and_the_env_keeps_working(envs_cluster, tmp_path):
