@@ -9,6 +9,7 @@ import builtins
 import collections
 import hashlib
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,7 +143,7 @@ def run_cell(
         call.finish_when_done()
         if key is not None:
             main.add_done_callback(
-                lambda f: CellCache.of(cluster).store(key, call.id, f, takes)
+                lambda f: CellCache.of(cluster).store(key, call, f, takes)
                 if f.status == "finished" else None
             )
         return result
@@ -171,7 +172,7 @@ def run_cell(
                 continue
             result.refs[name] = RemoteRef(future, cluster, name=name, info={**info, "worker": meta["worker"]})
     if key is not None:
-        CellCache.of(cluster).store(key, call.id, main, {n: r._future for n, r in result.refs.items()})
+        CellCache.of(cluster).store(key, call, main, {n: r._future for n, r in result.refs.items()})
     main.release()
     return result
 
@@ -182,8 +183,10 @@ class _Run:
     futures behind it (the user's refs may be deleted or cancelled independently)."""
 
     call: str
+    label: str
     main: Any
     takes: dict[str, Any]
+    stored: float = field(default_factory=time.time)
 
     def alive(self) -> bool:
         return all(f.status not in ("error", "cancelled", "lost")
@@ -237,13 +240,13 @@ class CellCache:
             self._runs.move_to_end(key)
             return run
 
-    def store(self, key: str, call: str, main, takes: dict) -> None:
+    def store(self, key: str, call: calls.Call, main, takes: dict) -> None:
         from distributed import Future
 
         def own(future):  # a reference of our own, released independently of the user's
             return Future(future.key, future.client)
 
-        run = _Run(call, own(main), {n: own(f) for n, f in takes.items()})
+        run = _Run(call.id, call.label, own(main), {n: own(f) for n, f in takes.items()})
         size = int(config.get("cache.size", 32))
         with self._lock:
             previous = self._runs.pop(key, None)
@@ -262,6 +265,11 @@ class CellCache:
         for run in runs:
             run.release()
         return len(runs)
+
+    def runs(self) -> list[_Run]:
+        """The runs kept, oldest first."""
+        with self._lock:
+            return list(self._runs.values())
 
     def __len__(self) -> int:
         return len(self._runs)

@@ -266,6 +266,33 @@ def envs_cmd(shell, words: list[str]) -> None:
     ))
 
 
+def cache_cmd(shell, words: list[str]) -> None:
+    p = _parser("cache", "list the runs of `%%remote --cache` cells kept for reuse, or forget them")
+    p.add_argument("cluster", nargs="?", default=None)
+    p.add_argument("--clear", action="store_true",
+                   help="forget them (their values stay while refs in the notebook hold them)")
+    args = _parse(p, words)
+    import time
+
+    from jupyter_remote.core.cells import CellCache
+    from jupyter_remote.ipython.magics import _cluster
+
+    found = _cluster(args.cluster)
+    cache = CellCache.of(found)
+    if args.clear:
+        print(f"forgot {cache.clear()} cached run(s) on {found.name!r}")
+        return
+    runs = cache.runs()
+    if not runs:
+        print(f"no cached runs on {found.name!r} (cells with --cache keep theirs)")
+        return
+    now = time.time()
+    print(_table(
+        [[r.call, r.label, ", ".join(r.takes) or "-", _ago(now - r.stored)] for r in reversed(runs)],
+        ["call", "what", "names", "kept since"],
+    ))
+
+
 def _ago(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
@@ -284,4 +311,5 @@ COMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
     "fetch": fetch_cmd,
     "logs": logs_cmd,
     "envs": envs_cmd,
+    "cache": cache_cmd,
 }

@@ -149,6 +149,7 @@ class RemoteMagics(Magics):
             %remote fetch SHARED [--as NAME]    bind a shared ref here
             %remote logs [CALL]                 list recent calls, or replay one call's log
             %remote envs [CLUSTER] [--prune]    requirement environments on the cluster
+            %remote cache [CLUSTER] [--clear]   runs of --cache cells kept for reuse
         """
         from jupyter_remote.ipython import commands
 

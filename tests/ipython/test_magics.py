@@ -90,6 +90,15 @@ def test_cache_reuses_an_identical_cell(shell, run, capsys):
     assert repr(first) == repr(again) == "10"  # the trailing expression shows again
     run(cell, size=11)
     assert "computing" in capsys.readouterr().out
+    run("%remote cache")
+    listed = capsys.readouterr().out
+    assert reused.group(1) in listed and "made" in listed
+    run("%remote cache --clear")
+    assert re.search(r"forgot [1-9]\d* cached run", capsys.readouterr().out)
+    run("%remote cache")
+    assert "no cached runs" in capsys.readouterr().out
+    run(cell, size=10)  # forgotten: it runs again
+    assert "computing" in capsys.readouterr().out
 
 
 def test_remote_exception_fails_the_cell_with_the_cells_lines(shell):
