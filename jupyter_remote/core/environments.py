@@ -344,10 +344,13 @@ def prune_cluster(cluster) -> list[str]:
     """Remove the environments no call uses on ``cluster``'s hosts; the hashes removed.
 
     Idle environment processes (no running call, no cell outputs waiting in them) are
-    closed first, so what they held counts as unused.
+    closed first on every worker, so what they held counts as unused; only then does each
+    worker remove (workers of one host share the environments' folder: a process another
+    worker had not closed yet would keep an environment that is unused a moment later).
     """
     from jupyter_remote.core import envprocess
 
+    cluster.client.run(envprocess.close_idle, on_error="return")
     replies = cluster.client.run(envprocess.prune_here, on_error="return")
     removed: set[str] = set()
     for got in replies.values():

@@ -196,12 +196,18 @@ def _holds_cells(ex: EnvExecutor) -> bool:
     return any(e is ex for e in list(_kept_in.values()))
 
 
-def prune_here() -> list[str]:
-    """On a worker: close idle environment processes, then remove unused environments."""
+def close_idle() -> None:
+    """On a worker: close its environment processes that run nothing and hold no cell's
+    values."""
     with _executors_lock:
         for key, ex in list(_executors.items()):
             if ex.busy == 0 and not _holds_cells(ex):
                 _executors.pop(key).close()
+
+
+def prune_here() -> list[str]:
+    """On a worker: close idle environment processes, then remove unused environments."""
+    close_idle()
     return envstore.prune()
 
 
