@@ -237,21 +237,27 @@ def logs_cmd(shell, words: list[str]) -> None:
     print_lines(matches[0].lines)
 
 
-def envs_cmd(shell, words: list[str]) -> None:
-    p = _parser("envs", "list the requirement environments built on a cluster's hosts")
+def _on_cluster(name: str, description: str, flag: str, flag_help: str, words: list[str]):
+    """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
+    from jupyter_remote.ipython.magics import _cluster
+
+    p = _parser(name, description)
     p.add_argument("cluster", nargs="?", default=None)
-    p.add_argument("--prune", action="store_true",
-                   help="remove the environments no running call uses")
+    p.add_argument(f"--{flag}", action="store_true", help=flag_help)
     args = _parse(p, words)
+    return getattr(args, flag), _cluster(args.cluster)
+
+
+def envs_cmd(shell, words: list[str]) -> None:
+    prune, found = _on_cluster("envs", "list the requirement environments built on a cluster's hosts",
+                               "prune", "remove the environments no running call uses", words)
     import time
 
     from dask.utils import format_bytes
 
     from jupyter_remote.core import environments
-    from jupyter_remote.ipython.magics import _cluster
 
-    found = _cluster(args.cluster)
-    if args.prune:
+    if prune:
         removed = environments.prune_cluster(found)
         print(f"removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""))
     rows = environments.cluster_envs(found)
@@ -267,19 +273,16 @@ def envs_cmd(shell, words: list[str]) -> None:
 
 
 def cache_cmd(shell, words: list[str]) -> None:
-    p = _parser("cache", "list the runs of `%%remote --cache` cells kept for reuse, or forget them")
-    p.add_argument("cluster", nargs="?", default=None)
-    p.add_argument("--clear", action="store_true",
-                   help="forget them (their values stay while refs in the notebook hold them)")
-    args = _parse(p, words)
+    clear, found = _on_cluster(
+        "cache", "list the runs of `%%remote --cache` cells kept for reuse, or forget them",
+        "clear", "forget them (their values stay while refs in the notebook hold them)", words,
+    )
     import time
 
     from jupyter_remote.core.cells import CellCache
-    from jupyter_remote.ipython.magics import _cluster
 
-    found = _cluster(args.cluster)
     cache = CellCache.of(found)
-    if args.clear:
+    if clear:
         print(f"forgot {cache.clear()} cached run(s) on {found.name!r}")
         return
     runs = cache.runs()
