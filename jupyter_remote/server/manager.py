@@ -92,6 +92,7 @@ class ClusterManager:
                     "name": opt,
                     "type": str(o.get("type", "str")),
                     "default": o.get("default"),
+                    "title": str(o.get("title") or opt.replace("_", " ").capitalize()),
                     "description": str(o.get("description", "")),
                     "minimum": o.get("minimum"),
                 }
@@ -118,7 +119,9 @@ class ClusterManager:
             if name not in entries and isinstance(spec, dict):
                 models.append(self._model_from_config(name, spec))
         await asyncio.gather(*(self._probe(m) for m in models))
-        self._forget_clients({m["address"] for m in models if m["address"]})
+        # Only running clusters keep a connection: a client left to a scheduler that went
+        # away retries forever and fills the server's log with reconnect tracebacks.
+        self._forget_clients({m["address"] for m in models if m["status"] == "running"})
         return sorted(models, key=lambda m: (m["source"] != "server", m["name"]))
 
     async def get(self, name: str) -> ClusterDetailModel:
@@ -237,6 +240,7 @@ class ClusterManager:
         except Exception as exc:
             error = f"cannot reach the scheduler at {address}: {type(exc).__name__}: {exc}"
             self._unreachable[address] = (time.monotonic(), error)
+            self._forget_clients({a for a in self._clients if a != address})
             model["status"] = "unreachable"
             model["error"] = model["error"] or error
             return
@@ -463,6 +467,8 @@ class ClusterManager:
             registry.remove(name)
             return
         registry.update(name, shutdown=True, status="stopping")
+        if model["address"]:  # close ours before the scheduler goes, not after
+            self._forget_clients({a for a in self._clients if a != model["address"]})
         self._background(self._kill_later(name, pid))
 
     def _background(self, coro) -> None:

@@ -62,6 +62,7 @@ class ClusterDetailModel(ClusterModel):
 
 class TemplateOptionModel(TypedDict):
     name: str
+    title: str  # the form's label ("Threads per worker"); the keyword name when not configured
     type: str  # "int" | "float" | "str" | "bool"
     default: Any
     description: str

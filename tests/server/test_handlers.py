@@ -22,6 +22,7 @@ async def test_templates_lists_local_with_options(api):
     assert options["n_workers"]["type"] == "int"
     assert options["n_workers"]["default"] == 1
     assert options["memory_limit"]["description"]
+    assert options["threads_per_worker"]["title"] == "Threads per worker"
 
 
 async def test_list_is_empty_with_a_fresh_registry(api, registry_path):
