@@ -1,0 +1,509 @@
+"""Where the time of ``RemoteFunction.map`` goes, per item, in the notebook and in the workers.
+
+    python benchmarks/profile_map.py                 # 100,000 items, all parts (~1-2 min)
+    python benchmarks/profile_map.py --items 20000 --parts micro
+    python benchmarks/profile_map.py --no-py-spy
+
+Parts (``--parts``, default all):
+
+- ``notebook``: cProfile of the calling thread over ``f.map(range(n))`` on the embedded
+  cluster (``f = lambda x: x + 1``), plus, with py-spy, a sampled profile of *every* thread
+  of this process (the client's event-loop thread receives and unpickles the results).
+- ``workers``: cProfile switched on inside each worker's task thread (one thread per worker
+  on the embedded cluster: a task that enables a profiler leaves it enabled on that thread),
+  and py-spy sampling each worker process for the whole map (task thread + event loop).
+- ``large``: one batch of 13 arrays of 10 MiB (what automatic batching makes of 100 on two
+  threads): the package's payload pickling vs how Dask ships the same arrays.
+- ``cpu``: CPU seconds (user + system, psutil) of each process during an unprofiled map:
+  the notebook, the scheduler, each worker.
+- ``micro``: the same steps, in this process, on one batch, timed one by one (best of 5):
+  build the items, pickle the payload (the package's pickler, then plain cloudpickle and
+  plain pickle of the same data), unpickle it on the "worker", run the batch loop, pickle
+  the results as Dask does, unpickle them and assemble the result list. This is the only
+  part that imports package internals; it finds them in ``jupyter_remote.core`` (before the
+  restructuring) or ``jupyter_remote.wire``/``jupyter_remote.worker`` (after).
+
+Prints µs per item for each step and the top functions of each profile; ``--out DIR`` keeps
+the raw profiles (``.pstats``, py-spy's collapsed stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import collections
+import contextlib
+import importlib
+import io
+import os
+import pickle
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+perf = time.perf_counter
+
+
+def inc(x):
+    return x + 1
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _quiet():
+    """The text view prints a status line per call; keep the profile output readable."""
+    stack = contextlib.ExitStack()
+    sink = io.StringIO()
+    stack.enter_context(contextlib.redirect_stdout(sink))
+    stack.enter_context(contextlib.redirect_stderr(sink))
+    return stack
+
+
+def _say(*a) -> None:
+    print(*a, file=sys.__stdout__, flush=True)
+
+
+def top_functions(stats: pstats.Stats, n_items: int, limit: int = 18, sort: str = "tottime") -> None:
+    """Top functions by own time, as µs per item."""
+    rows = []
+    for (file, line, name), (cc, nc, tt, ct, _callers) in stats.stats.items():
+        rows.append((tt, ct, nc, f"{os.path.basename(file)}:{line}({name})"))
+    key = 0 if sort == "tottime" else 1
+    rows.sort(key=lambda r: r[key], reverse=True)
+    _say(f"   {'own µs/item':>12s}{'cum µs/item':>12s}{'calls':>10s}  function")
+    for tt, ct, nc, where in rows[:limit]:
+        _say(f"   {tt / n_items * 1e6:12.2f}{ct / n_items * 1e6:12.2f}{nc:10d}  {where}")
+
+
+def cum_of(stats: pstats.Stats, *names: str) -> dict[str, tuple[float, int]]:
+    """Cumulative seconds and call counts of functions named ``names`` (any module)."""
+    out: dict[str, tuple[float, int]] = {}
+    for (file, line, name), (cc, nc, tt, ct, _callers) in stats.stats.items():
+        if name in names:
+            label = f"{os.path.basename(file)}:{name}"
+            prev = out.get(label, (0.0, 0))
+            out[label] = (prev[0] + ct, prev[1] + nc)
+    return out
+
+
+class PySpy:
+    """``py-spy record`` of one process in raw (collapsed stacks) format."""
+
+    def __init__(self, pid: int, path: str, rate: int = 250, native: bool = False):
+        exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        self.path = path
+        cmd = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+               "--output", path, "--threads", "--nonblocking"]
+        if native:
+            cmd.append("--native")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def summarize_collapsed(path: str, limit: int = 14) -> dict:
+    """Samples per thread, and per leaf-most interesting frame (own time), from py-spy raw output."""
+    if not os.path.exists(path):
+        return {}
+    threads: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    incl: collections.Counter = collections.Counter()
+    total = 0
+    with open(path) as fh:
+        for line in fh:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            n = int(count)
+            frames = stack.split(";")
+            total += n
+            threads[frames[0]] += n
+            leaf = frames[-1]
+            own[leaf] += n
+            for fr in set(frames[1:]):
+                incl[fr] += n
+    return {"total": total, "threads": threads, "own": own.most_common(limit),
+            "incl": incl.most_common(limit * 2)}
+
+
+def print_collapsed(title: str, summary: dict, wall_s: float, n_items: int) -> None:
+    if not summary or not summary["total"]:
+        _say(f"   ({title}: no samples)")
+        return
+    total = summary["total"]
+    per = wall_s / total  # seconds per sample, over the recorded window
+    _say(f"   {title}: {total} samples over {wall_s:.2f} s")
+    for thread, n in summary["threads"].most_common(6):
+        _say(f"     thread {thread[:60]:60s} {100 * n / total:5.1f}% of samples "
+             f"(~{n * per / n_items * 1e6:.1f} µs/item)")
+    _say("     own time (leaf frames):")
+    for frame, n in summary["own"]:
+        _say(f"       {100 * n / total:5.1f}%  {frame[:110]}")
+
+
+# -- notebook side -------------------------------------------------------------------------
+def part_notebook(fn, n: int, opts, outdir: str) -> None:
+    _say(f"\n== notebook side: f.map(range({n:,})): py-spy over all threads (one run), "
+         "then cProfile of the calling thread (another run)")
+    spy = None
+    if opts.py_spy:
+        spy = PySpy(os.getpid(), os.path.join(outdir, "notebook.collapsed.txt"), rate=opts.rate)
+        time.sleep(1.0)  # let py-spy attach
+        with _quiet():
+            t = perf()
+            fn.map(range(n))
+            spied = perf() - t
+        time.sleep(0.2)
+        spy.stop()
+        print_collapsed("py-spy, all threads of the notebook process",
+                        summarize_collapsed(spy.path), spied + 1.2, n)
+    prof = cProfile.Profile()
+    with _quiet():
+        t = perf()
+        prof.enable()
+        got = fn.map(range(n))
+        prof.disable()
+        profiled = perf() - t
+    assert len(got) == n and got[-1] == n
+    prof.dump_stats(os.path.join(outdir, "notebook.pstats"))
+    stats = pstats.Stats(prof)
+    _say(f"   cProfile: {profiled:.2f} s under the profiler (its overhead inflates rows with many "
+         "Python calls: compare with the micro part)")
+    phases = cum_of(stats, "starmap", "submit", "dumps", "persistent_id", "_as_future",
+                    "wait", "<listcomp>", "_batch_size", "register_local_modules")
+    _say("   cumulative, µs/item:")
+    for label, (ct, nc) in sorted(phases.items(), key=lambda kv: -kv[1][0]):
+        _say(f"     {ct / n * 1e6:9.2f}  {label}  ({nc} calls)")
+    top_functions(stats, n, limit=12)
+
+
+# -- CPU per process -----------------------------------------------------------------------
+def part_cpu(fn, client, n: int, opts) -> None:
+    """CPU seconds each process of the cluster spends on one unprofiled map."""
+    import psutil
+
+    _say(f"\n== CPU time per process during f.map(range({n:,})) (psutil, user+system), µs per item")
+    pids = {"notebook": os.getpid(), "scheduler": client.run_on_scheduler(os.getpid)}
+    for i, (addr, pid) in enumerate(sorted(client.run(os.getpid).items())):
+        pids[f"worker {i} ({addr})"] = pid
+    procs = {k: psutil.Process(p) for k, p in pids.items()}
+    with _quiet():
+        fn.map(range(1000))
+    rows = []
+    for rep in range(opts.cpu_reps):
+        before = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+        with _quiet():
+            t = perf()
+            got = fn.map(range(n))
+            wall = perf() - t
+        after = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+        assert len(got) == n
+        rows.append((wall, {k: after[k] - before[k] for k in procs}))
+    wall, cpu = sorted(rows, key=lambda r: r[0])[len(rows) // 2]  # the median run
+    # what the same processes burn while idle for as long (heartbeats, polling)
+    before = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
+    time.sleep(wall)
+    idle = {k: sum(p.cpu_times()[:2]) - before[k] for k, p in procs.items()}
+    _say(f"   wall {wall:.2f} s = {wall / n * 1e6:.1f} µs/item ({n / wall:,.0f} items/s), "
+         f"median of {len(rows)} runs, load {os.getloadavg()[0]:.2f}")
+    for k, c in cpu.items():
+        _say(f"   {c / n * 1e6:9.1f} µs CPU/item  {k}   (idle for as long: {idle[k] / n * 1e6:.1f})")
+    _say(f"   {sum(cpu.values()) / n * 1e6:9.1f} µs CPU/item  all ({sum(cpu.values()) / wall:.2f} "
+         "cores busy on average, of 2)")
+
+
+# -- worker side ---------------------------------------------------------------------------
+def _enable_profile():
+    import cProfile as _cp
+
+    from distributed import get_worker
+
+    w = get_worker()
+    w._bench_profile = _cp.Profile()
+    w._bench_profile.enable()
+    return os.getpid()
+
+
+def _disable_profile(path):
+    from distributed import get_worker
+
+    w = get_worker()
+    prof = getattr(w, "_bench_profile", None)
+    if prof is None:
+        return None
+    prof.disable()
+    prof.dump_stats(path)
+    del w._bench_profile
+    return path
+
+
+def part_workers(fn, client, n: int, opts, outdir: str) -> None:
+    _say(f"\n== worker side: py-spy on each worker process (one run), then cProfile in each "
+         "worker's task thread (another run)")
+    nthreads = client.nthreads()
+    if any(v != 1 for v in nthreads.values()):
+        _say(f"   (workers have {nthreads} threads: cProfile sees only the thread that enabled it)")
+    pids = client.run(os.getpid)
+    with _quiet():
+        fn.map(range(1000))
+    if opts.py_spy:
+        spies = [(addr, PySpy(pid, os.path.join(outdir, f"worker-{pid}.collapsed.txt"), rate=opts.rate))
+                 for addr, pid in pids.items()]
+        time.sleep(1.0)
+        with _quiet():
+            t = perf()
+            fn.map(range(n))
+            spied = perf() - t
+        time.sleep(0.2)
+        for _, spy in spies:
+            spy.stop()
+        for addr, spy in spies:
+            print_collapsed(f"py-spy, worker {addr}", summarize_collapsed(spy.path), spied + 1.2, n)
+    for addr in nthreads:
+        client.submit(_enable_profile, workers=[addr], allow_other_workers=False, pure=False).result()
+    with _quiet():
+        t = perf()
+        got = fn.map(range(n))
+        wall = perf() - t
+    paths = []
+    for addr, pid in pids.items():
+        path = os.path.join(outdir, f"worker-{pid}.pstats")
+        got_path = client.submit(_disable_profile, path, workers=[addr],
+                                 allow_other_workers=False, pure=False).result()
+        if got_path:
+            paths.append(got_path)
+    assert len(got) == n
+    _say(f"   cProfile run: wall {wall:.2f} s ({n / wall:,.0f} items/s)")
+    if paths:
+        stats = pstats.Stats(*paths)
+        phases = cum_of(stats, "run", "loads", "execute", "_run_batch", "inc", "state",
+                        "pack_exception", "_stop_interrupts", "__enter__", "__exit__",
+                        "apply_function", "apply_function_simple", "_deserialize", "dumps",
+                        "worker_sink")
+        _say("   cumulative in the task threads of both workers, µs/item "
+             "(per item of the whole map; each worker did about half):")
+        for label, (ct, nc) in sorted(phases.items(), key=lambda kv: -kv[1][0])[:10]:
+            _say(f"     {ct / n * 1e6:9.2f}  {label}  ({nc} calls)")
+        top_functions(stats, n, limit=8)
+
+
+# -- micro: the steps one by one -----------------------------------------------------------
+def _internal(*candidates: str):
+    for name in candidates:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(f"none of {candidates} imports")
+
+
+def best_of(fn, reps: int = 5) -> float:
+    times = []
+    for _ in range(reps):
+        t = perf()
+        fn()
+        times.append(perf() - t)
+    return min(times)
+
+
+def part_micro(n_batch: int, opts) -> None:
+    import cloudpickle
+
+    payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
+    runner = _internal("jupyter_remote.worker.runner", "jupyter_remote.core.runner")
+    logs = _internal("jupyter_remote.wire.logs", "jupyter_remote.worker.logs",
+                     "jupyter_remote.core.logs")
+    _say(f"\n== micro: one batch of {n_batch:,} items, each step in this process (best of 5), "
+         f"µs per item   [{payload.__name__}, {runner.__name__}]")
+    rows: list[tuple[str, float]] = []
+
+    def row(label: str, seconds: float) -> None:
+        rows.append((label, seconds / n_batch * 1e6))
+        _say(f"   {seconds / n_batch * 1e6:9.3f}  {label}")
+
+    xs = range(n_batch)
+    items = [(i, tuple(a), {}) for i, a in enumerate(zip(xs))]  # what starmap builds
+    row("notebook: build items [(i, tuple(args), {})] from zip(range)",
+        best_of(lambda: [(i, tuple(a), {}) for i, a in enumerate(zip(xs))]))
+    spec = {"kind": "batch", "fn": inc, "items": items, "batch": 0, "call": "c" * 12,
+            "topic": "jupyter-remote-x"}
+    data, deps = payload.dumps(spec)
+    row("notebook: payload.dumps(batch spec)  [_DependencyPickler, persistent_id per object]",
+        best_of(lambda: payload.dumps(spec)))
+    row("   same spec, plain cloudpickle.dumps (no persistent_id)",
+        best_of(lambda: cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)))
+    row("   same items, plain pickle.dumps", best_of(lambda: pickle.dumps(items, protocol=5)))
+    row("   only the arguments as one list, pickle.dumps(list(xs))",
+        best_of(lambda: pickle.dumps(list(xs), protocol=5)))
+    # how many persistent_id calls one batch costs
+    calls = [0]
+    orig = payload._DependencyPickler.persistent_id
+
+    def counting(self, obj):
+        calls[0] += 1
+        return orig(self, obj)
+
+    payload._DependencyPickler.persistent_id = counting
+    try:
+        payload.dumps(spec)
+    finally:
+        payload._DependencyPickler.persistent_id = orig
+    _say(f"             ({calls[0]:,} persistent_id calls for {n_batch:,} items: "
+         f"{calls[0] / n_batch:.1f} per item; {len(data) / n_batch:.1f} bytes per item)")
+    row("   _as_future(obj) alone, over the objects of the items",
+        best_of(lambda: [payload._as_future(o) for it in items for o in (it, it[0], it[1], it[1][0], it[2])]))
+
+    row("worker: payload.loads(data)", best_of(lambda: payload.loads(data, tuple(deps))))
+    opened = payload.loads(data, tuple(deps))
+    sink = _make_sink(logs.Sink)
+    if sink is not None:
+        row("worker: runner._run_batch(spec, sink)  [per item: sink.index, try, append, monotonic]",
+            best_of(lambda: runner._run_batch(opened, sink)))
+        row("worker: runner.execute(spec, sink, ...)  [+ logs.capture, state events]",
+            best_of(lambda: runner.execute(dict(opened), sink, "")))
+    row("   bare loop: [(True, fn(*a, **kw)) for _, a, kw in items]",
+        best_of(lambda: [(True, inc(*a, **kw)) for _, a, kw in items]))
+    row("   bare loop: [fn(x) for x in xs]", best_of(lambda: [inc(x) for x in xs]))
+    results = [(True, x + 1) for x in xs]
+    row("worker: pickle.dumps(results) as one block  [list of (True, value)]",
+        best_of(lambda: pickle.dumps(results, protocol=5)))
+    row("   results as one plain list of values, pickle.dumps",
+        best_of(lambda: pickle.dumps([x + 1 for x in xs], protocol=5)))
+    blob = pickle.dumps(results, protocol=5)
+    row("notebook: pickle.loads(results)", best_of(lambda: pickle.loads(blob)))
+    # What Dask really does with a task's result when the notebook gathers it: the worker
+    # answers get_data with {key: to_serialize(value)}; a list value is serialized element by
+    # element (distributed.protocol.serialize iterates lists, tuples, sets and dicts).
+    from distributed.protocol import dumps as msg_dumps, loads as msg_loads, to_serialize
+
+    def dask_roundtrip(value):
+        frames = msg_dumps({"status": "OK", "data": {"k": to_serialize(value)}})
+        return frames
+
+    frames = dask_roundtrip(results)
+    row("worker: Dask's get_data serialization of the results list  [per element!]",
+        best_of(lambda: dask_roundtrip(results)))
+    row("notebook: Dask's deserialization of that message",
+        best_of(lambda: msg_loads(frames)))
+    _say(f"             ({len(frames):,} frames for {n_batch:,} items)")
+    frames_b = dask_roundtrip(blob)
+    row("   same results pickled to one bytes block first: Dask serialization",
+        best_of(lambda: dask_roundtrip(pickle.dumps(results, protocol=5))))
+    row("   ... and deserialization + pickle.loads",
+        best_of(lambda: pickle.loads(msg_loads(frames_b)["data"]["k"])))
+
+    def assemble():
+        out = []
+        for ok, value in results:
+            if ok:
+                out.append(value)
+        return out
+
+    row("notebook: assemble the result list (starmap's loop)", best_of(assemble))
+    total = sum(us for label, us in rows if not label.startswith("   "))
+    _say(f"   {total:9.3f}  sum of the package's steps (indented rows are comparisons)")
+
+
+def part_micro_large(count: int, opts) -> None:
+    """Large items: what one batch of 10 MB arrays costs to pickle, vs how Dask ships arrays."""
+    import numpy as np
+    from distributed.protocol import dumps as msg_dumps, loads as msg_loads, to_serialize
+
+    payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
+    arrays = [np.full(10 * 2**20 // 8, i, dtype=np.float64) for i in range(count)]
+    nbytes = sum(a.nbytes for a in arrays)
+    _say(f"\n== micro, large items: one batch of {count} arrays of 10 MiB ({nbytes / 2**20:.0f} MiB), "
+         "MiB/s of input (best of 3)")
+    items = [(i, (a,), {}) for i, a in enumerate(arrays)]
+    spec = {"kind": "batch", "fn": inc, "items": items, "batch": 0, "call": "c" * 12,
+            "topic": "jupyter-remote-x"}
+
+    def row(label: str, seconds: float) -> None:
+        _say(f"   {nbytes / seconds / 2**20:9.0f} MiB/s  {seconds * 1e3:8.1f} ms  {label}")
+
+    data, deps = payload.dumps(spec)
+    row(f"notebook: payload.dumps(batch) -> {len(data) / 2**20:.0f} MiB of bytes (arrays copied in)",
+        best_of(lambda: payload.dumps(spec), 3))
+    row("worker: payload.loads(bytes) (arrays copied out)", best_of(lambda: payload.loads(data, ()), 3))
+    row("Dask message of the payload bytes: dumps", best_of(lambda: msg_dumps({"x": to_serialize(data)}), 3))
+    row("Dask message of the arrays themselves: dumps (zero-copy frames)",
+        best_of(lambda: msg_dumps({"x": to_serialize(arrays)}), 3))
+    frames = msg_dumps({"x": to_serialize(arrays)})
+    row("   ... loads", best_of(lambda: msg_loads(frames), 3))
+    buffers: list = []
+    row("pickle protocol 5 with buffer_callback (out of band, no copy)",
+        best_of(lambda: (buffers.clear(), pickle.dumps(items, protocol=5, buffer_callback=buffers.append)), 3))
+    del arrays, items, spec, data
+
+
+def _make_sink(cls):
+    """A sink whose events go nowhere: Sink(call, emit, schedule) as of this writing."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return None
+    if params[:3] == ["call", "emit", "schedule"]:
+        return cls("c" * 12, lambda event: None, lambda fn: None)
+    _say(f"   (logs.Sink{tuple(params)}: unknown signature, worker loop rows skipped)")
+    return None
+
+
+# -- main ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, help="items per batch for the micro part "
+                    "(default: what automatic batching picks for --items on 2 threads)")
+    ap.add_argument("--parts", default="micro,large,cpu,notebook,workers")
+    ap.add_argument("--cpu-reps", type=int, default=3)
+    ap.add_argument("--no-py-spy", dest="py_spy", action="store_false")
+    ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    ap.add_argument("--out", help="keep the raw profiles in this folder")
+    opts = ap.parse_args(argv)
+    parts = {p.strip() for p in opts.parts.split(",")}
+    if opts.py_spy and not (shutil.which("py-spy") or os.path.exists(
+            os.path.join(os.path.dirname(sys.executable), "py-spy"))):
+        _say("(py-spy not installed: pip install py-spy; continuing without it)")
+        opts.py_spy = False
+    outdir = opts.out or tempfile.mkdtemp(prefix="profile-map-")
+    os.makedirs(outdir, exist_ok=True)
+    _say(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; raw profiles in {outdir}")
+    n = opts.items
+    if "micro" in parts:
+        part_micro(opts.batch or -(-n // 8), opts)
+    if "large" in parts:
+        part_micro_large(13, opts)  # 100 arrays on 2 threads: automatic batches of 13
+    if parts & {"cpu", "notebook", "workers"}:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        import jupyter_remote
+
+        cluster = jupyter_remote.cluster("local")
+        try:
+            client = cluster.client
+            fn = jupyter_remote.function(inc)
+            if "cpu" in parts:
+                part_cpu(fn, client, n, opts)
+            if "notebook" in parts:
+                part_notebook(fn, n, opts, outdir)
+            if "workers" in parts:
+                part_workers(fn, client, n, opts, outdir)
+        finally:
+            cluster.close()
+    _say(f"\nload average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
