@@ -1,17 +1,42 @@
 """Shared fixtures: the package's own embedded cluster (real worker processes) and a real
-IPython shell with the extension loaded."""
+IPython shell with the extension loaded.
+
+Before anything else, the run is made hermetic (tests/hermetic.py): HOME, XDG, Dask config,
+IPython, Jupyter, kernelspecs, environment root, store, registry, pip and uv point at folders
+of the run's own, for this process and every process it starts. And no test vanishes quietly
+(tests/notrun.py): skips and test modules that were not collected are listed at the end, and
+fail the run under CI.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import time
 
-import pytest
+# First, before anything imports dask (dask reads its config folders once, at import).
+from tests import hermetic  # isort: skip
 
-# Test runs never touch the user's cluster registry: kernels and clusters the tests start
-# (in this process and in the processes it starts) register in a throwaway one.
-_REGISTRY = os.path.join(tempfile.mkdtemp(prefix="jupyter-remote-tests-"), "clusters.json")
-os.environ["DASK_JUPYTER_REMOTE__REGISTRY_PATH"] = _REGISTRY
+_USER_HOME = os.path.expanduser("~")
+PINS = hermetic.pin()
+hermetic.check(PINS, _USER_HOME)
+_REGISTRY = str(PINS.registry_path)
+
+import pytest  # noqa: E402
+
+pytest_plugins = ["tests.notrun"]
+
+
+@pytest.fixture(scope="session")
+def pins() -> hermetic.Pins:
+    """The run's own folders (home, Dask config, Jupyter dirs, kernelspec name, environment
+    root, store, registry): what every process of the run reads instead of the user's."""
+    return PINS
+
+
+@pytest.fixture(scope="session")
+def kernel_name() -> str:
+    """The kernelspec of this interpreter under the suite's own name (tests/hermetic.py)."""
+    return PINS.kernel_name
 
 
 @pytest.fixture
@@ -30,7 +55,10 @@ def registry_path(tmp_path, monkeypatch):
 def _private_registry():
     import dask
 
-    with dask.config.set({"jupyter-remote.registry-path": _REGISTRY}):
+    with dask.config.set({
+        "jupyter-remote.registry-path": _REGISTRY,
+        "jupyter-remote.environments.root": str(PINS.env_root),
+    }):  # fmt: skip
         yield
 
 
@@ -93,6 +121,30 @@ IGNORES_INTERRUPT = (
     "    pass\n"
     "big = bytes(10_000_000)\n"
 )
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "the condition", every: float = 0.02):
+    """Poll ``predicate()`` until it is truthy and return its value; fail the test after
+    ``timeout`` seconds. Tests wait for conditions, never for a guessed number of seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def wait_for_file_source(path: str, timeout: float = 60) -> str:
+    """Remote code that waits (at most ``timeout`` s) until the test creates ``path``: a gate
+    that keeps a call running until the test has seen what it must see while it runs."""
+    return (
+        "import os as _os, time as _time\n"
+        f"_deadline = _time.time() + {timeout}\n"
+        f"while not _os.path.exists({path!r}) and _time.time() < _deadline:\n"
+        "    _time.sleep(0.01)\n"
+    )
 
 
 def unpickled_in(path: str) -> list[int]:

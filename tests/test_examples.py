@@ -1,9 +1,11 @@
-"""Every notebook in examples/ runs top to bottom in a real kernel, on the embedded cluster."""
+"""Every notebook in examples/ runs top to bottom in a real kernel, on the embedded cluster.
+
+The kernel is the suite's kernelspec for this interpreter (``kernel_name``, tests/conftest.py),
+so the notebooks run where the package is installed whatever ``python3`` means to the user.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import nbformat
@@ -11,27 +13,6 @@ import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def kernel_name(tmp_path_factory, monkeypatch_module):
-    """A kernelspec for this interpreter, so the notebooks run where the package is installed."""
-    root = tmp_path_factory.mktemp("jupyter")
-    spec = root / "kernels" / "jupyter-remote-test"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "jupyter_remote tests",
-        "language": "python",
-    }))
-    monkeypatch_module.setenv("JUPYTER_PATH", str(root))
-    return "jupyter-remote-test"
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
 
 
 def test_there_are_examples():

@@ -17,7 +17,7 @@ from jupyter_remote.exceptions import (
     SerializationError,
     UnknownInputError,
 )
-from tests.conftest import IGNORES_INTERRUPT, unpickled_in
+from tests.conftest import IGNORES_INTERRUPT, unpickled_in, wait_for_file_source
 
 
 def run(local, source, ns=None, **kw):
@@ -152,12 +152,14 @@ def test_refs_pass_worker_to_worker_never_through_the_notebook(local, tracker_fi
     assert os.getpid() in unpickled_in(tracker_file)
 
 
-def test_no_wait_returns_pending_refs_at_once(local):
-    start = time.monotonic()
-    result = run(local, "import time\ntime.sleep(1.0)\nv = 5\n", wait=False)
-    assert time.monotonic() - start < 0.9
+def test_no_wait_returns_pending_refs_at_once(local, tmp_path):
+    gate = str(tmp_path / "gate")
+    # The cell cannot end before the gate opens, and the gate opens only once run() returned.
+    result = run(local, wait_for_file_source(gate) + f"v = 5 if _os.path.exists({gate!r}) else 0\n",
+                 wait=False)  # fmt: skip
     assert result.refs["v"].status == "pending"
-    assert result.refs["v"].get(timeout=30) == 5
+    open(gate, "w").close()
+    assert result.refs["v"].get(timeout=60) == 5
 
 
 def test_timeout_cancels_and_interrupts(local):

@@ -17,7 +17,7 @@ import pytest
 import jupyter_remote
 from jupyter_remote.core import cells, environments, envstore, versions
 from tests import wheelhouse
-from tests.conftest import IGNORES_INTERRUPT
+from tests.conftest import IGNORES_INTERRUPT, wait_until
 
 # Fixtures shared with the other environment tests.
 house, installer = wheelhouse.house, wheelhouse.installer
@@ -297,34 +297,36 @@ def test_the_cell_shows_building_then_the_call_runs(envs_cluster, installer):
 
 
 def test_interrupting_a_call_in_an_env_stops_it_and_the_env_keeps_working(envs_cluster, tmp_path):
-    import time
-
     ticks = tmp_path / "ticks"
+    stopped = tmp_path / "stopped"
     ticks.write_text("")
 
-    def slow(path):
+    def slow(path, stopped):
         import time
 
         import jrtoy
 
         print("started", jrtoy.VERSION, flush=True)
-        for _ in range(600):
-            with open(path, "a") as f:
-                f.write(".")
-            time.sleep(0.05)
+        try:
+            for _ in range(6000):  # 5 minutes unless interrupted
+                with open(path, "a") as f:
+                    f.write(".")
+                time.sleep(0.05)
+        except BaseException as err:
+            with open(stopped, "w") as f:
+                f.write(type(err).__name__)
+            raise
         return "never"
 
     f = jupyter_remote.function(slow, envs_cluster, reqs=["jrtoy==2.0"])
-    ref = f.remote(str(ticks))
-    deadline = time.monotonic() + 30
-    while len(ticks.read_text()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    ref = f.remote(str(ticks), str(stopped))
+    wait_until(lambda: len(ticks.read_text()) >= 3, 60, "the call to tick in its env")
     what = ref.cancel()
     assert "interrupted" in what, what
-    time.sleep(0.5)
+    # The env process's thread really stopped: the loop was left by an exception.
+    wait_until(stopped.exists, 30, "the loop in the env process to be interrupted")
     stopped_at = len(ticks.read_text())
-    time.sleep(0.5)
-    assert len(ticks.read_text()) == stopped_at  # the env process's thread really stopped
+    assert stopped.read_text() and len(ticks.read_text()) == stopped_at
     assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==2.0"])() == "2.0"
 
 

@@ -53,18 +53,25 @@ def test_decorator_forms(local):
     assert plain.__name__ == "plain"
 
 
-def test_remote_returns_a_ref_at_once(local):
-    def slow(x):
+def test_remote_returns_a_ref_at_once(local, tmp_path):
+    gate = str(tmp_path / "gate")
+
+    def gated(x, gate):
+        import os
         import time
 
-        time.sleep(0.5)
-        return x
+        deadline = time.time() + 60
+        while not os.path.exists(gate) and time.time() < deadline:
+            time.sleep(0.01)
+        return x if os.path.exists(gate) else "the gate never opened"
 
-    start = time.monotonic()
-    ref = jupyter_remote.function(slow).remote(11)
-    assert time.monotonic() - start < 0.4
+    # The call cannot finish before the gate opens, and the gate opens only after .remote()
+    # returned: a .remote() that waited would hang here until the call gave up.
+    ref = jupyter_remote.function(gated).remote(11, gate)
     assert isinstance(ref, RemoteRef)
-    assert ref.get() == 11
+    assert ref.status == "pending"
+    open(gate, "w").close()
+    assert ref.get(timeout=60) == 11
     assert ref.status == "finished"
 
 

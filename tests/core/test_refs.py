@@ -10,6 +10,7 @@ from distributed import LocalCluster
 import jupyter_remote
 from jupyter_remote.core import cells, clusters
 from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
+from tests.conftest import wait_until
 
 
 def test_repr_shows_type_shape_dtype_size_worker_status(local):
@@ -42,17 +43,19 @@ def test_describe_asks_the_worker(local):
     assert info["type"] == "list" and info["nbytes"] > 0 and info["worker"].startswith("tcp://")
 
 
-def test_cancel(local):
-    def slow():
+def test_cancel(local, tmp_path):
+    started = tmp_path / "started"
+
+    def slow(started):
         import time
 
+        open(started, "w").close()
         for _ in range(600):  # pure-Python loop: an interrupt stops it between sleeps
             time.sleep(0.05)
 
-    ref = jupyter_remote.function(slow).remote()
-    import time
-
-    time.sleep(0.5)  # let it start: cancelling must interrupt running work too
+    ref = jupyter_remote.function(slow).remote(str(started))
+    # Cancel once it runs: cancelling must interrupt running work too.
+    wait_until(started.exists, 60, "the call to start on its worker")
     assert "interrupted" in ref.cancel()
     with pytest.raises(RemoteCancelledError, match="cancelled"):
         ref.get(timeout=10)

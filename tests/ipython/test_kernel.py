@@ -7,7 +7,9 @@ import queue
 import time
 
 import pytest
-from jupyter_client import KernelManager
+
+from tests import hermetic
+from tests.conftest import wait_until
 
 
 def execute(kc, code: str, timeout: float = 120) -> tuple[dict, str]:
@@ -29,7 +31,7 @@ def execute(kc, code: str, timeout: float = 120) -> tuple[dict, str]:
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    km = KernelManager(kernel_name="python3")
+    km = hermetic.kernel_manager()
     km.start_kernel(cwd=str(tmp_path_factory.mktemp("nb")), env={**os.environ})
     kc = km.blocking_client()
     kc.start_channels()
@@ -46,12 +48,15 @@ def kernel(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_interrupt_cancels_the_remote_work(kernel):
+def test_interrupt_cancels_the_remote_work(kernel, tmp_path):
     km, kc = kernel
+    started = tmp_path / "started"
     msg_id = kc.execute(
-        "%%remote\nimport time\nfor i in range(1200):\n    time.sleep(0.05)\nnever = 1\n"
+        f"%%remote\nimport time\nopen({str(started)!r}, 'w').close()\n"
+        "for i in range(1200):\n    time.sleep(0.05)\nnever = 1\n"
     )
-    time.sleep(3)  # the cell is waiting on the cluster now
+    # Interrupt once the cell is waiting on the cluster: its code runs on a worker.
+    wait_until(started.exists, 60, "the cell to start on a worker")
     km.interrupt_kernel()
     deadline = time.monotonic() + 30
     reply = None

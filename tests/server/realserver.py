@@ -22,7 +22,11 @@ def free_port() -> int:
 
 
 class JupyterProcess:
-    """``jupyter {app}`` in its own directories, sharing ``registry_path`` with the test."""
+    """``jupyter {app}`` in its own directories, sharing ``registry_path`` with the test.
+
+    Everything else comes from the run's pinned environment (tests/hermetic.py): HOME, Dask
+    config, the Jupyter data folder with the suite's kernelspecs, the environment root.
+    """
 
     def __init__(self, tmp_path, registry_path: str, app: str = "server"):
         self.app = app

@@ -8,10 +8,9 @@ import os
 import textwrap
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
 from jupyter_remote.core import registry
-from tests import wheelhouse
+from tests import hermetic, wheelhouse
 
 from .conftest import wait_for
 
@@ -31,7 +30,11 @@ def env_root(tmp_path, monkeypatch):
 def kernel(registry_path, env_root):
     """A real IPython kernel that shares the test's registry."""
     env = {**os.environ, "DASK_JUPYTER_REMOTE__REGISTRY_PATH": registry_path}
-    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    km = hermetic.kernel_manager()  # the suite's kernelspec, wherever jp_environ points Jupyter
+    km.start_kernel(env=env)
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
     yield kc
     kc.stop_channels()
     km.shutdown_kernel(now=True)

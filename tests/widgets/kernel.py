@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from jupyter_client import KernelManager
+from tests import hermetic
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class Kernel:
     def __init__(self, env: dict[str, str] | None = None, cwd: str | None = None):
-        self.km = KernelManager(kernel_name="python3")
+        self.km = hermetic.kernel_manager()  # the suite's kernelspec, never a user's python3
         self.km.start_kernel(env={**os.environ, **(env or {})}, cwd=cwd)
         self.kc = self.km.blocking_client()
         self.kc.start_channels()

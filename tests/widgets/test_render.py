@@ -4,8 +4,32 @@ same information as its widget: state, worker, elapsed time, lines, map progress
 from __future__ import annotations
 
 import re
+import threading
+
+import pytest
 
 from jupyter_remote.ipython import render
+from tests.conftest import wait_for_file_source, wait_until
+
+
+def open_when_running(cluster, gate) -> threading.Thread:
+    """Create ``gate`` once a new call of ``cluster`` is announced as running (a call that
+    waits at the gate is then sure to be seen running, however slow the machine)."""
+    before = {log.call for log in cluster.router.calls()}
+
+    def running():
+        return any(log.state == "running" and log.call not in before
+                   for log in cluster.router.calls())  # fmt: skip
+
+    def watch():
+        try:
+            wait_until(running, 60, "a new call to be running")
+        finally:
+            gate.write_text("open")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_plain_shell_gets_the_text_view(shell):
@@ -14,11 +38,14 @@ def test_a_plain_shell_gets_the_text_view(shell):
     assert not isinstance(render.cell_view(), render.WidgetCallView)
 
 
-def test_text_view_prints_state_and_lines(run, capsys):
+def test_text_view_prints_state_and_lines(run, capsys, local, tmp_path):
+    # 'running' (with the worker) is announced for calls that last: this one waits until then.
+    gate = tmp_path / "gate"
+    open_when_running(local, gate)
     run(
         "%%remote --out v\n"
-        "import sys, logging, time\n"
-        "time.sleep(0.2)  # 'running' (with the worker) is announced for calls that last\n"
+        + wait_for_file_source(str(gate)) +
+        "import sys, logging\n"
         "print('to stdout')\n"
         "print('to stderr', file=sys.stderr)\n"
         "logging.getLogger('job').error('it broke')\n"
@@ -35,10 +62,8 @@ def test_text_view_prints_state_and_lines(run, capsys):
 
 
 def test_text_view_of_a_failed_cell_points_at_the_log(run, capsys):
-    try:
+    with pytest.raises(ValueError, match="no"):
         run("%%remote\nprint('before')\nraise ValueError('no')\n")
-    except ValueError:
-        pass
     out, err = capsys.readouterr()
     assert out.startswith("before\n")
     match = re.search(r"\[remote\] (?:cell In\[\d+\]|remote cell) failed on tcp://\S+ · [\d.]+ s; `%remote logs (\w+)`", err)
