@@ -441,9 +441,9 @@ def bench_large(p: Peers, opts, results: dict) -> None:
         f_sum.map(arrays[:2])
         f_same.map(arrays[:2])  # warm up
 
-        def ours(f):
+        def ours(f, batch_size=None):
             def run():
-                got = f.map(arrays, timeout=opts.map_timeout)
+                got = f.map(arrays, timeout=opts.map_timeout, batch_size=batch_size)
                 assert len(got) == count
             return run
 
@@ -465,6 +465,8 @@ def bench_large(p: Peers, opts, results: dict) -> None:
             "dask_map_sum": dask(total),
             "jr_map_array": ours(f_same),
             "dask_map_array": dask(same),
+            # diagnostic: one array per task (automatic batching groups ~count/8 arrays)
+            "jr_map_sum_batch1": ours(f_sum, batch_size=1),
         }
         times: dict[str, list[float]] = {k: [] for k in cases}
         for r in range(opts.large_reps):
@@ -488,6 +490,7 @@ def bench_large(p: Peers, opts, results: dict) -> None:
             },
             "jr_x_dask_sum": round(rates["jr_map_sum"] / rates["dask_map_sum"], 3),
             "jr_x_dask_array": round(rates["jr_map_array"] / rates["dask_map_array"], 3),
+            "jr_batch1_x_dask_sum": round(rates["jr_map_sum_batch1"] / rates["dask_map_sum"], 3),
         })
 
 
@@ -542,7 +545,8 @@ def report(results: dict) -> None:
         for k, c in lg["cases"].items():
             print(f"   {k:24s}{c['mib_per_s']:10.1f} MiB/s  ({c['median_s']:.2f} s, median of {c['n']})")
         print(f"   ours / dask: returning a scalar {lg['jr_x_dask_sum']:.2f}x, returning the array "
-              f"{lg['jr_x_dask_array']:.2f}x")
+              f"{lg['jr_x_dask_array']:.2f}x; diagnostic batch_size=1, scalar: "
+              f"{lg['jr_batch1_x_dask_sum']:.2f}x")
     for r in (mp or {}).get("rows", {}).values():
         m = r.get("memory_and_others")
         if not m:
