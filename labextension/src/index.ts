@@ -7,7 +7,7 @@ import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { ClusterSidebar } from './sidebar';
+import { ClusterSidebar, PLOTS } from './sidebar';
 
 namespace CommandIDs {
   export const insertCell = 'jupyter-remote:insert-cell';
@@ -37,7 +37,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.insertCell, {
       label: 'Insert a %%remote cell',
-      execute: args => {
+      execute: async args => {
         const name = String(args['name'] ?? '');
         const panel = notebooks.currentWidget;
         if (!panel) {
@@ -59,25 +59,62 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         cell.model.sharedModel.setSource(`%%remote ${name}\n`);
         shell.activateById(panel.id);
+        // Activating the panel focuses the notebook (command mode) once its messages run:
+        // enter edit mode after that, with the cursor on the line below the magic, so that
+        // typing goes into the cell and never fires command-mode shortcuts (m, d d, ...).
+        await cell.ready;
+        await new Promise(resolve => requestAnimationFrame(resolve));
         notebook.mode = 'edit';
+        cell.editor?.setCursorPosition({ line: 1, column: 0 });
+        cell.editor?.focus();
         return true;
       }
     });
 
+    // Dashboard tabs and panes by cluster, so that Shut down can close them.
+    const dashboards = new Map<string, Set<MainAreaWidget>>();
+
     commands.addCommand(CommandIDs.openDashboard, {
       label: 'Open a Dask dashboard',
       execute: args => {
-        const url = String(args['url'] ?? '');
         const name = String(args['name'] ?? 'cluster');
+        const plot = args['plot'] ? String(args['plot']) : null;
+        const url = Private.plotUrl(String(args['url'] ?? ''), plot);
+        const id = `jupyter-remote-dashboard-${name}${plot ? `-${plot}` : ''}`;
+        const open = [...(dashboards.get(name) ?? [])].find(w => w.id === id);
+        if (open) {
+          shell.activateById(id);
+          return;
+        }
         const frame = new IFrame({
           sandbox: ['allow-scripts', 'allow-same-origin', 'allow-popups', 'allow-forms']
         });
         frame.url = url;
         const widget = new MainAreaWidget({ content: frame });
-        widget.id = `jupyter-remote-dashboard-${name}`;
-        widget.title.label = `Dashboard: ${name}`;
+        widget.id = id;
+        const label = PLOTS.find(p => p.path === plot)?.label;
+        widget.title.label = label ? `${label}: ${name}` : `Dashboard: ${name}`;
         widget.title.closable = true;
-        shell.add(widget, 'main');
+        widget.addClass('jr-Dashboard');
+        if (plot) {
+          widget.addClass('jr-mod-plot');
+          widget.node.dataset.plot = plot;
+        }
+        const mine = dashboards.get(name) ?? new Set<MainAreaWidget>();
+        dashboards.set(name, mine);
+        mine.add(widget);
+        widget.disposed.connect(() => mine.delete(widget));
+        // A plot docks beside the notebook (below the cluster's previous plot, if any);
+        // the whole dashboard opens as a tab of its own.
+        const previous = [...mine].find(w => w !== widget && w.hasClass('jr-mod-plot'));
+        const notebook = notebooks.currentWidget;
+        if (plot && previous) {
+          shell.add(widget, 'main', { mode: 'split-bottom', ref: previous.id });
+        } else if (plot && notebook) {
+          shell.add(widget, 'main', { mode: 'split-right', ref: notebook.id });
+        } else {
+          shell.add(widget, 'main');
+        }
         shell.activateById(widget.id);
       }
     });
@@ -90,9 +127,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
         void commands.execute(CommandIDs.insertCell, { name });
         return true;
       },
-      openDashboard: (name, url) =>
-        void commands.execute(CommandIDs.openDashboard, { name, url })
+      openDashboard: (name, url, plot) =>
+        void commands.execute(CommandIDs.openDashboard, { name, url, plot }),
+      closeDashboards: name => {
+        for (const widget of [...(dashboards.get(name) ?? [])]) {
+          widget.dispose();
+        }
+        dashboards.delete(name);
+      }
     });
+    // The card of the cluster the notebook in front uses is marked.
+    const follow = () => sidebar.setActiveNotebook(notebooks.currentWidget?.context.path ?? null);
+    notebooks.currentChanged.connect(follow);
+    notebooks.widgetAdded.connect((_, panel) => panel.context.pathChanged.connect(follow));
+    follow();
     sidebar.title.icon = clusterIcon;
 
     commands.addCommand(CommandIDs.refresh, {
@@ -105,3 +153,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
 };
 
 export default plugin;
+
+namespace Private {
+  /**
+   * The URL of one of the dashboard's individual plots, on the same server (and through the
+   * same authenticated proxy) as its status page; the status page itself for null.
+   */
+  export function plotUrl(url: string, plot: string | null): string {
+    if (!plot) {
+      return url;
+    }
+    const base = url.replace(/\/status\/?$/, '').replace(/\/+$/, '');
+    return `${base}/${plot}`;
+  }
+}

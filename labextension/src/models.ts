@@ -56,6 +56,7 @@ export interface IClusterDetail extends ICluster {
 
 export interface ITemplateOption {
   name: string;
+  title: string;
   type: 'int' | 'float' | 'str' | 'bool';
   default: unknown;
   description: string;

@@ -1,7 +1,21 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { api, ApiError } from './api';
-import { ICall, ICluster, IClusterDetail, ITemplate } from './models';
+import { api } from './api';
+import { ICall, ICluster, IScaleRequest, ITemplate } from './models';
+import { Private } from './dom';
+import { renderEnvironments } from './environments';
+import { ScaleBody } from './scale';
+
+/**
+ * The individual plots of a Dask dashboard that can be docked beside a notebook
+ * (their paths on the dashboard server, as dask-labextension uses them).
+ */
+export const PLOTS: ReadonlyArray<{ path: string; label: string }> = [
+  { path: 'individual-task-stream', label: 'Task stream' },
+  { path: 'individual-progress', label: 'Progress' },
+  { path: 'individual-workers-memory', label: 'Worker memory' }
+];
 
 /**
  * What the sidebar asks of the application.
@@ -9,9 +23,22 @@ import { ICall, ICluster, IClusterDetail, ITemplate } from './models';
 export interface ISidebarHost {
   /** Insert a `%%remote NAME` cell into the active notebook; false if there is none. */
   insertCell(name: string): boolean;
-  /** Open a dashboard URL in a JupyterLab tab. */
-  openDashboard(name: string, url: string): void;
+  /**
+   * Open a dashboard in a JupyterLab tab: the whole dashboard (`plot` null), or one of
+   * its individual plots docked beside the active notebook.
+   */
+  openDashboard(name: string, url: string, plot: string | null): void;
+  /** Close every dashboard tab and pane of a cluster (it is shutting down). */
+  closeDashboards(name: string): void;
 }
+
+/**
+ * The change a card waits to see reported by the cluster after Scale, Adapt or Shut down.
+ */
+type Pending =
+  | { kind: 'workers'; workers: number }
+  | { kind: 'adaptive'; minimum: number; maximum: number }
+  | { kind: 'shutdown' };
 
 /**
  * The "Remote clusters" sidebar: one card per cluster, refreshed by itself.
@@ -25,21 +52,26 @@ export class ClusterSidebar extends Widget {
     this.id = 'jupyter-remote-sidebar';
     this.addClass('jr-Sidebar');
     this.title.caption = 'Remote clusters';
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'Remote clusters');
 
     const header = Private.el('div', 'jr-Sidebar-header');
     header.appendChild(Private.el('h2', 'jr-Sidebar-title', 'Remote clusters'));
-    const newButton = Private.button('New cluster', 'jr-Button jr-mod-accept', () =>
+    this.newButton = Private.button('New cluster', 'jp-mod-accept', () =>
       this.toggleForm()
     );
-    newButton.dataset.action = 'new-cluster';
-    header.appendChild(newButton);
+    this.newButton.dataset.action = 'new-cluster';
+    this.newButton.setAttribute('aria-expanded', 'false');
+    header.appendChild(this.newButton);
     this.node.appendChild(header);
 
     this.formNode = Private.el('form', 'jr-Form');
+    this.formNode.setAttribute('aria-label', 'New cluster');
     this.formNode.hidden = true;
     this.node.appendChild(this.formNode);
 
     this.errorNode = Private.el('div', 'jr-Error');
+    this.errorNode.setAttribute('role', 'alert');
     this.errorNode.hidden = true;
     this.errorNode.title = 'Click to dismiss';
     this.errorNode.addEventListener('click', () => this.showError(null));
@@ -76,6 +108,17 @@ export class ClusterSidebar extends Widget {
     this.renderError();
   }
 
+  /**
+   * The path (relative to the server's root) of the notebook in front, or null. The card of
+   * the cluster that notebook's kernel started is marked.
+   */
+  setActiveNotebook(path: string | null): void {
+    this.activeNotebook = path;
+    for (const card of this.cards.values()) {
+      card.markActive(path);
+    }
+  }
+
   private renderError(): void {
     const message = this.actionError ?? this.refreshError;
     this.errorNode.hidden = message === null;
@@ -101,11 +144,12 @@ export class ClusterSidebar extends Widget {
       seen.add(model.name);
       let card = this.cards.get(model.name);
       if (!card) {
-        card = new Private.Card(model, this.host, this);
+        card = new Card(model, this.host, this);
         this.cards.set(model.name, card);
       }
       this.listNode.appendChild(card.node); // keeps the server's order
       card.update(model);
+      card.markActive(this.activeNotebook);
     }
     for (const [name, card] of this.cards) {
       if (!seen.has(name)) {
@@ -118,427 +162,449 @@ export class ClusterSidebar extends Widget {
 
   private async toggleForm(): Promise<void> {
     if (!this.formNode.hidden) {
-      this.formNode.hidden = true;
+      this.hideForm();
       return;
     }
     try {
       const templates = await api.templates();
-      Private.buildForm(this.formNode, templates, async body => {
-        await api.create(body);
-        this.formNode.hidden = true;
-        await this.refresh();
-      });
+      buildForm(
+        this.formNode,
+        templates,
+        async body => {
+          await api.create(body);
+          this.hideForm();
+          await this.refresh();
+        },
+        () => this.hideForm()
+      );
       this.formNode.hidden = false;
+      this.newButton.setAttribute('aria-expanded', 'true');
     } catch (error) {
       this.showError(Private.message(error));
     }
   }
 
+  private hideForm(): void {
+    this.formNode.hidden = true;
+    this.newButton.setAttribute('aria-expanded', 'false');
+  }
+
+  private readonly newButton: HTMLButtonElement;
   private readonly formNode: HTMLFormElement;
   private readonly errorNode: HTMLElement;
   private actionError: string | null = null;
   private refreshError: string | null = null;
+  private activeNotebook: string | null = null;
   private readonly listNode: HTMLElement;
   private readonly emptyNode: HTMLElement;
-  private readonly cards = new Map<string, Private.Card>();
+  private readonly cards = new Map<string, Card>();
   private timer = 0;
 }
 
-namespace Private {
-  export function el<K extends keyof HTMLElementTagNameMap>(
-    tag: K,
-    className = '',
-    text = ''
-  ): HTMLElementTagNameMap[K] {
-    const node = document.createElement(tag);
-    if (className) {
-      node.className = className;
-    }
-    if (text) {
-      node.textContent = text;
-    }
-    return node;
-  }
+/**
+ * Fill `form` with a template chooser, a name and the template's options, each label
+ * above its input (the sidebar is narrow) and each option titled from the template.
+ */
+function buildForm(
+  form: HTMLFormElement,
+  templates: ITemplate[],
+  submit: (body: {
+    name?: string;
+    template: string;
+    options: Record<string, unknown>;
+  }) => Promise<void>,
+  cancel: () => void
+): void {
+  const { el } = Private;
+  form.replaceChildren();
+  form.appendChild(el('h3', 'jr-Form-title', 'New cluster'));
+  const select = Private.select(
+    templates.map(t => [t.name, t.title]),
+    'template'
+  );
+  const description = el('div', 'jr-Form-help');
+  form.appendChild(Private.field('Template', select.node, description));
+  const name = Private.input('text', 'name');
+  name.placeholder = 'lab-1';
+  form.appendChild(
+    Private.field(
+      'Name',
+      name,
+      el('div', 'jr-Form-help', 'Optional; left empty, the next free lab‑1, lab‑2, …')
+    )
+  );
+  const optionsNode = el('div', 'jr-Form-options');
+  form.appendChild(optionsNode);
+  const inputs = new Map<string, [HTMLInputElement, string]>();
 
-  export function button(
-    label: string,
-    className: string,
-    onClick: () => void | Promise<void>
-  ): HTMLButtonElement {
-    const node = el('button', className, label);
-    node.type = 'button';
-    node.addEventListener('click', event => {
-      event.preventDefault();
-      void onClick();
-    });
-    return node;
-  }
-
-  export function message(error: unknown): string {
-    if (error instanceof ApiError) {
-      return error.message;
-    }
-    return error instanceof Error ? error.message : String(error);
-  }
-
-  export function basename(path: string): string {
-    return path.split('/').pop() || path;
-  }
-
-  export function bytes(n: number | null): string {
-    if (n === null || n === undefined) {
-      return '–';
-    }
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let value = n;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit += 1;
-    }
-    return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-  }
-
-  function numberInput(value: number, min = 0): HTMLInputElement {
-    const input = el('input', 'jr-Input jr-mod-number');
-    input.type = 'number';
-    input.min = String(min);
-    input.value = String(value);
-    return input;
-  }
-
-  /**
-   * Fill `form` with a template chooser, a name and the template's options.
-   */
-  export function buildForm(
-    form: HTMLFormElement,
-    templates: ITemplate[],
-    submit: (body: {
-      name?: string;
-      template: string;
-      options: Record<string, unknown>;
-    }) => Promise<void>
-  ): void {
-    form.replaceChildren();
-    const select = el('select', 'jr-Input');
-    select.name = 'template';
-    for (const t of templates) {
-      const option = el('option', '', t.title);
-      option.value = t.name;
-      select.appendChild(option);
-    }
-    const label = (text: string, input: HTMLElement, help = '') => {
-      const row = el('label', 'jr-Form-row');
-      row.appendChild(el('span', 'jr-Form-label', text));
-      row.appendChild(input);
-      if (help) {
-        row.appendChild(el('span', 'jr-Form-help', help));
-      }
-      form.appendChild(row);
-    };
-    label('Template', select);
-    const description = el('div', 'jr-Form-help');
-    form.appendChild(description);
-    const name = el('input', 'jr-Input');
-    name.name = 'name';
-    name.placeholder = 'automatic (lab-1, lab-2, …)';
-    label('Name', name);
-    const optionsNode = el('div', 'jr-Form-options');
-    form.appendChild(optionsNode);
-    const inputs = new Map<string, [HTMLInputElement, string]>();
-
-    const showTemplate = () => {
-      const template = templates.find(t => t.name === select.value);
-      optionsNode.replaceChildren();
-      inputs.clear();
-      if (!template) {
-        return;
-      }
-      description.textContent = template.description;
-      for (const option of template.options) {
-        const input = el('input', 'jr-Input');
-        input.name = option.name;
-        if (option.type === 'bool') {
-          input.type = 'checkbox';
-          input.checked = Boolean(option.default);
-        } else {
-          input.type = option.type === 'str' ? 'text' : 'number';
-          input.value = option.default === null ? '' : String(option.default);
-          if (option.minimum !== null && option.minimum !== undefined) {
-            input.min = String(option.minimum);
-          }
-        }
+  const showTemplate = () => {
+    const template = templates.find(t => t.name === select.input.value);
+    optionsNode.replaceChildren();
+    inputs.clear();
+    description.textContent = template?.description ?? '';
+    for (const option of template?.options ?? []) {
+      const help = el('div', 'jr-Form-help', option.description);
+      const title = option.title || option.name;
+      if (option.type === 'bool') {
+        const input = Private.input('checkbox', option.name);
+        input.checked = Boolean(option.default);
         inputs.set(option.name, [input, option.type]);
-        const row = el('label', 'jr-Form-row');
-        row.appendChild(el('span', 'jr-Form-label', option.name));
-        row.appendChild(input);
-        row.appendChild(el('span', 'jr-Form-help', option.description));
-        optionsNode.appendChild(row);
+        optionsNode.appendChild(Private.checkField(title, input, help));
+        continue;
       }
-    };
-    select.addEventListener('change', showTemplate);
-    showTemplate();
+      const input = Private.input(option.type === 'str' ? 'text' : 'number', option.name);
+      input.value = option.default === null ? '' : String(option.default);
+      if (option.minimum !== null && option.minimum !== undefined) {
+        input.min = String(option.minimum);
+      }
+      if (option.type === 'float') {
+        input.step = 'any';
+      }
+      inputs.set(option.name, [input, option.type]);
+      optionsNode.appendChild(Private.field(title, input, help));
+    }
+  };
+  select.input.addEventListener('change', showTemplate);
+  showTemplate();
 
-    const error = el('div', 'jr-Error');
-    error.hidden = true;
-    const start = button('Start', 'jr-Button jr-mod-accept', async () => {
-      const options: Record<string, unknown> = {};
-      for (const [key, [input, type]] of inputs) {
-        if (type === 'bool') {
-          options[key] = input.checked;
-        } else if (type === 'int' || type === 'float') {
-          options[key] = input.value === '' ? null : Number(input.value);
-        } else {
-          options[key] = input.value;
-        }
+  const error = el('div', 'jr-Error');
+  error.setAttribute('role', 'alert');
+  error.hidden = true;
+  const start = Private.button('Start', 'jp-mod-accept', async () => {
+    const options: Record<string, unknown> = {};
+    for (const [key, [input, type]] of inputs) {
+      if (type === 'bool') {
+        options[key] = input.checked;
+      } else if (type === 'int' || type === 'float') {
+        options[key] = input.value === '' ? null : Number(input.value);
+      } else {
+        options[key] = input.value;
       }
-      start.disabled = true;
-      try {
-        await submit({
-          template: select.value,
-          options,
-          ...(name.value ? { name: name.value } : {})
-        });
-        error.hidden = true;
-      } catch (e) {
-        error.textContent = message(e);
-        error.hidden = false;
-      } finally {
-        start.disabled = false;
+    }
+    start.disabled = true;
+    try {
+      await submit({
+        template: select.input.value,
+        options,
+        ...(name.value ? { name: name.value } : {})
+      });
+      error.hidden = true;
+    } catch (e) {
+      error.textContent = Private.message(e);
+      error.hidden = false;
+    } finally {
+      start.disabled = false;
+    }
+  });
+  start.dataset.action = 'start-cluster';
+  const actions = el('div', 'jr-Form-actions');
+  const cancelButton = Private.button('Cancel', 'jp-mod-reject', cancel);
+  cancelButton.dataset.action = 'cancel-form';
+  actions.append(start, cancelButton);
+  form.append(actions, error);
+  form.addEventListener('submit', event => event.preventDefault());
+}
+
+/**
+ * One cluster: its figures, its actions, and on demand its environments and calls.
+ */
+class Card {
+  readonly node: HTMLElement;
+
+  constructor(
+    private model: ICluster,
+    private readonly host: ISidebarHost,
+    private readonly sidebar: ClusterSidebar
+  ) {
+    const { el, button } = Private;
+    this.node = el('section', 'jr-Card');
+    this.node.dataset.cluster = model.name;
+    this.node.setAttribute('aria-label', `Cluster ${model.name}`);
+
+    const head = el('div', 'jr-Card-head');
+    this.toggle = button('▸', 'jr-Card-toggle', () => this.expand());
+    this.toggle.classList.remove('jp-mod-styled');
+    this.toggle.setAttribute('aria-label', `Show environments and calls of ${model.name}`);
+    this.toggle.setAttribute('aria-expanded', 'false');
+    this.toggle.title = 'Show environments and running calls';
+    head.appendChild(this.toggle);
+    head.appendChild(el('h3', 'jr-Card-name', model.name));
+    this.active = el('span', 'jr-Badge jr-Card-active', 'this notebook');
+    this.active.title = "The active notebook's kernel started this cluster";
+    this.active.hidden = true;
+    head.appendChild(this.active);
+    this.status = el('span', 'jr-Status');
+    head.appendChild(this.status);
+    this.node.appendChild(head);
+
+    this.address = el('div', 'jr-Card-address');
+    this.node.appendChild(this.address);
+    this.figures = el('div', 'jr-Card-figures');
+    this.node.appendChild(this.figures);
+    this.pendingNode = el('div', 'jr-Pending');
+    this.pendingNode.setAttribute('role', 'status');
+    this.pendingNode.hidden = true;
+    this.node.appendChild(this.pendingNode);
+    this.error = el('div', 'jr-Error');
+    this.node.appendChild(this.error);
+
+    const actions = el('div', 'jr-Card-actions');
+    const insert = button('Insert %%remote cell', '', () => {
+      if (!this.host.insertCell(this.model.name)) {
+        this.sidebar.showError('Open a notebook first: the cell goes into the active notebook.');
       }
     });
-    start.dataset.action = 'start-cluster';
-    const actions = el('div', 'jr-Form-actions');
-    actions.appendChild(start);
-    actions.appendChild(
-      button('Cancel', 'jr-Button', () => {
-        form.hidden = true;
-      })
+    insert.dataset.action = 'insert-cell';
+    this.dashboard = button('Dashboard', '', () => this.openDashboard(null));
+    this.dashboard.dataset.action = 'dashboard';
+    actions.append(insert, this.dashboard);
+    this.node.appendChild(actions);
+
+    this.plots = el('div', 'jr-Card-plots');
+    this.plots.setAttribute('role', 'group');
+    this.plots.setAttribute('aria-label', `Dashboard plots of ${model.name}`);
+    this.plots.appendChild(el('span', 'jr-Card-plotsLabel', 'Plots'));
+    for (const plot of PLOTS) {
+      const b = button(plot.label, 'jr-mod-small', () => this.openDashboard(plot.path));
+      b.dataset.plot = plot.path;
+      b.title = `Dock the ${plot.label.toLowerCase()} plot beside the notebook`;
+      this.plots.appendChild(b);
+    }
+    this.node.appendChild(this.plots);
+
+    this.manage = el('div', 'jr-Card-actions jr-Card-manage');
+    this.scaleButton = button('Scale…', '', () => this.scale());
+    this.scaleButton.dataset.action = 'scale';
+    const shutdown = button('Shut down…', 'jp-mod-warn', () => this.shutdown());
+    shutdown.dataset.action = 'shutdown';
+    this.manage.append(this.scaleButton, shutdown);
+    this.node.appendChild(this.manage);
+
+    this.details = el('div', 'jr-Card-details');
+    this.details.hidden = true;
+    this.node.appendChild(this.details);
+  }
+
+  update(model: ICluster): void {
+    this.model = model;
+    this.node.dataset.status = model.status;
+    this.status.textContent = model.status;
+    this.status.className = `jr-Status jr-Status-${model.status.replace(/\s+/g, '-')}`;
+    this.address.textContent = model.address ?? '(no address yet)';
+    const count = (n: number | null, one: string, many: string) =>
+      n === null || n === undefined ? `– ${many}` : `${n} ${n === 1 ? one : many}`;
+    const parts = [
+      count(model.workers, 'worker', 'workers'),
+      count(model.threads, 'thread', 'threads'),
+      Private.bytes(model.memory)
+    ];
+    if (model.adaptive) {
+      parts.push(`adaptive ${model.adaptive.minimum}–${model.adaptive.maximum}`);
+    }
+    parts.push(
+      model.source === 'kernel'
+        ? `kernel ${model.pid}${model.notebook ? ` (${Private.basename(model.notebook)})` : ''}`
+        : model.source === 'server'
+          ? 'started from the sidebar'
+          : 'dask config'
     );
-    form.appendChild(actions);
-    form.appendChild(error);
+    this.figures.textContent = parts.join(' · ');
+    this.error.hidden = !model.error;
+    this.error.textContent = model.error ?? '';
+    const url = model.dashboard ?? model.dashboard_direct;
+    this.dashboard.disabled = !url;
+    this.plots.hidden = !url;
+    this.manage.hidden = !model.manageable;
+    this.settle();
+    if (!this.details.hidden) {
+      void this.loadDetails();
+    }
   }
 
-  /**
-   * One cluster: its figures, its actions, and on demand its environments and calls.
-   */
-  export class Card {
-    readonly node: HTMLElement;
+  /** Mark the card when the notebook at `path` (root-relative) is the one that owns it. */
+  markActive(path: string | null): void {
+    const notebook = this.model.notebook;
+    const mine =
+      !!path &&
+      !!notebook &&
+      (notebook === path || notebook.endsWith(`/${path.replace(/^\/+/, '')}`));
+    this.active.hidden = !mine;
+    this.node.classList.toggle('jr-mod-active', mine);
+    this.node.dataset.active = String(mine);
+  }
 
-    constructor(
-      private model: ICluster,
-      private readonly host: ISidebarHost,
-      private readonly sidebar: ClusterSidebar
+  private openDashboard(plot: string | null): void {
+    const url = this.model.dashboard ?? this.model.dashboard_direct;
+    if (url) {
+      this.host.openDashboard(this.model.name, url, plot);
+    }
+  }
+
+  /** Show what the card waits for, and stop waiting once the cluster reports it. */
+  private settle(): void {
+    const pending = this.pending;
+    const m = this.model;
+    if (pending && m.status === 'error') {
+      this.pending = null;
+    } else if (pending?.kind === 'workers' && m.workers === pending.workers && !m.adaptive) {
+      this.pending = null;
+    } else if (
+      pending?.kind === 'adaptive' &&
+      m.adaptive?.minimum === pending.minimum &&
+      m.adaptive?.maximum === pending.maximum &&
+      m.workers !== null &&
+      m.workers >= pending.minimum &&
+      m.workers <= pending.maximum
     ) {
-      this.node = el('div', 'jr-Card');
-      this.node.dataset.cluster = model.name;
-
-      const head = el('div', 'jr-Card-head');
-      this.toggle = button('▸', 'jr-Card-toggle', () => this.expand());
-      this.toggle.title = 'Show environments and running calls';
-      head.appendChild(this.toggle);
-      head.appendChild(el('span', 'jr-Card-name', model.name));
-      this.status = el('span', 'jr-Status');
-      head.appendChild(this.status);
-      this.node.appendChild(head);
-
-      this.address = el('div', 'jr-Card-address');
-      this.node.appendChild(this.address);
-      this.figures = el('div', 'jr-Card-figures');
-      this.node.appendChild(this.figures);
-      this.error = el('div', 'jr-Error');
-      this.node.appendChild(this.error);
-
-      const actions = el('div', 'jr-Card-actions');
-      const insert = button('Insert %%remote cell', 'jr-Button', () => {
-        if (!this.host.insertCell(this.model.name)) {
-          this.sidebar.showError('Open a notebook first: the cell goes into the active notebook.');
-        }
-      });
-      insert.dataset.action = 'insert-cell';
-      actions.appendChild(insert);
-      this.dashboard = button('Dashboard', 'jr-Button', () => {
-        const url = this.model.dashboard ?? this.model.dashboard_direct;
-        if (url) {
-          this.host.openDashboard(this.model.name, url);
-        }
-      });
-      this.dashboard.dataset.action = 'dashboard';
-      actions.appendChild(this.dashboard);
-      this.node.appendChild(actions);
-
-      this.manage = el('div', 'jr-Card-manage');
-      this.workersInput = numberInput(1);
-      const scale = button('Scale', 'jr-Button', () =>
-        this.act(() =>
-          api.scale(this.model.name, { workers: Number(this.workersInput.value) })
-        )
-      );
-      scale.dataset.action = 'scale';
-      this.workersInput.dataset.field = 'workers';
-      const row1 = el('div', 'jr-Card-row');
-      row1.append(el('span', 'jr-Form-label', 'Workers'), this.workersInput, scale);
-      this.minInput = numberInput(0);
-      this.maxInput = numberInput(4);
-      const adapt = button('Adapt', 'jr-Button', () =>
-        this.act(() =>
-          api.scale(this.model.name, {
-            adaptive: {
-              minimum: Number(this.minInput.value),
-              maximum: Number(this.maxInput.value)
-            }
-          })
-        )
-      );
-      adapt.dataset.action = 'adapt';
-      const row2 = el('div', 'jr-Card-row');
-      row2.append(
-        el('span', 'jr-Form-label', 'Adaptive'),
-        this.minInput,
-        el('span', '', '–'),
-        this.maxInput,
-        adapt
-      );
-      const shutdown = button('Shut down', 'jr-Button jr-mod-warn', () =>
-        this.act(() => api.shutdown(this.model.name))
-      );
-      shutdown.dataset.action = 'shutdown';
-      this.manage.append(row1, row2, shutdown);
-      this.node.appendChild(this.manage);
-
-      this.details = el('div', 'jr-Card-details');
-      this.details.hidden = true;
-      this.node.appendChild(this.details);
-      this.initialized = false;
+      this.pending = null;
     }
-
-    update(model: ICluster): void {
-      this.model = model;
-      this.node.dataset.status = model.status;
-      this.status.textContent = model.status;
-      this.status.className = `jr-Status jr-Status-${model.status.replace(/\s+/g, '-')}`;
-      this.address.textContent = model.address ?? '(no address yet)';
-      const count = (n: number | null, one: string, many: string) =>
-        n === null || n === undefined ? `– ${many}` : `${n} ${n === 1 ? one : many}`;
-      const parts = [
-        count(model.workers, 'worker', 'workers'),
-        count(model.threads, 'core', 'cores'),
-        Private.bytes(model.memory)
-      ];
-      if (model.adaptive) {
-        parts.push(`adaptive ${model.adaptive.minimum}–${model.adaptive.maximum}`);
-      }
-      parts.push(
-        model.source === 'kernel'
-          ? `kernel ${model.pid}${model.notebook ? ` (${Private.basename(model.notebook)})` : ''}`
-          : model.source === 'server'
-            ? 'started from the sidebar'
-            : 'dask config'
-      );
-      this.figures.textContent = parts.join(' · ');
-      this.error.hidden = !model.error;
-      this.error.textContent = model.error ?? '';
-      this.dashboard.disabled = !(model.dashboard ?? model.dashboard_direct);
-      this.manage.hidden = !model.manageable;
-      if (!this.initialized && model.manageable) {
-        // Seed the inputs once; later refreshes must not overwrite what the user types.
-        this.workersInput.value = String(model.requested_workers ?? model.workers ?? 1);
-        if (model.adaptive) {
-          this.minInput.value = String(model.adaptive.minimum);
-          this.maxInput.value = String(model.adaptive.maximum);
-        }
-        this.initialized = true;
-      }
-      if (!this.details.hidden) {
-        void this.loadDetails();
-      }
-    }
-
-    private async act(what: () => Promise<unknown>): Promise<void> {
-      try {
-        await what();
-        this.sidebar.showError(null);
-      } catch (error) {
-        this.sidebar.showError(message(error));
-      }
-      await this.sidebar.refresh();
-    }
-
-    private async expand(): Promise<void> {
-      this.details.hidden = !this.details.hidden;
-      this.toggle.textContent = this.details.hidden ? '▸' : '▾';
-      if (!this.details.hidden) {
-        await this.loadDetails();
-      }
-    }
-
-    private async loadDetails(): Promise<void> {
-      let detail: IClusterDetail;
-      try {
-        detail = await api.cluster(this.model.name);
-      } catch (error) {
-        this.details.replaceChildren(el('div', 'jr-Error', message(error)));
-        return;
-      }
-      const envs = el('div', 'jr-Section');
-      envs.appendChild(el('h3', '', 'Environments'));
-      if (detail.environments.length === 0) {
-        envs.appendChild(
-          el('div', 'jr-Empty', 'No requirement environments (cells ran without --reqs).')
-        );
-      }
-      for (const env of detail.environments) {
-        const hosts = env.hosts.length === 1 ? '1 host' : `${env.hosts.length} hosts`;
-        const row = el(
-          'div',
-          'jr-Row jr-Env',
-          `${env.requirements.join(' ') || '(no requirements)'} · ${hosts} · ${Private.bytes(env.size)}${env.in_use ? ' · in use' : ''}`
-        );
-        row.title = `environment ${env.hash} on ${env.hosts.join(', ')}`;
-        row.dataset.env = env.hash;
-        envs.appendChild(row);
-      }
-      const calls = el('div', 'jr-Section');
-      calls.appendChild(el('h3', '', 'Running calls'));
-      if (detail.calls.length === 0) {
-        calls.appendChild(el('div', 'jr-Empty', 'No remote calls running.'));
-      }
-      for (const call of detail.calls) {
-        calls.appendChild(this.callRow(call));
-      }
-      this.details.replaceChildren(envs, calls);
-    }
-
-    private callRow(call: ICall): HTMLElement {
-      const row = el('div', 'jr-Row jr-Call');
-      row.dataset.call = call.call;
-      const where = call.notebook
-        ? basename(call.notebook)
-        : call.pid
-          ? `kernel ${call.pid}`
-          : 'unknown notebook';
-      const label = el('span', 'jr-Call-label', `${call.label} · ${where} · ${call.state}`);
-      label.title = `${call.notebook ?? ''} (kernel ${call.pid ?? '?'}) on ${call.worker ?? 'no worker yet'}`;
-      row.appendChild(label);
-      const cancel = button('Cancel', 'jr-Button jr-mod-warn', () =>
-        this.act(() => api.cancel(this.model.name, call.call))
-      );
-      cancel.dataset.action = 'cancel-call';
-      row.appendChild(cancel);
-      return row;
-    }
-
-    private readonly toggle: HTMLButtonElement;
-    private readonly status: HTMLElement;
-    private readonly address: HTMLElement;
-    private readonly figures: HTMLElement;
-    private readonly error: HTMLElement;
-    private readonly dashboard: HTMLButtonElement;
-    private readonly manage: HTMLElement;
-    private readonly workersInput: HTMLInputElement;
-    private readonly minInput: HTMLInputElement;
-    private readonly maxInput: HTMLInputElement;
-    private readonly details: HTMLElement;
-    private initialized: boolean;
+    const now = m.workers === null ? '' : ` (now ${m.workers})`;
+    const text = !this.pending
+      ? ''
+      : this.pending.kind === 'workers'
+        ? `Scaling to ${this.pending.workers} ${this.pending.workers === 1 ? 'worker' : 'workers'}…${now}`
+        : this.pending.kind === 'adaptive'
+          ? `Adapting to ${this.pending.minimum}–${this.pending.maximum} workers…${now}`
+          : 'Shutting down…';
+    this.pendingNode.textContent = text;
+    this.pendingNode.hidden = !this.pending;
+    this.node.dataset.pending = this.pending?.kind ?? '';
+    this.node.setAttribute('aria-busy', String(!!this.pending));
+    this.scaleButton.disabled = this.pending?.kind === 'shutdown';
   }
+
+  private setPending(pending: Pending | null): void {
+    this.pending = pending;
+    this.settle();
+  }
+
+  private async scale(): Promise<void> {
+    const m = this.model;
+    const body = new ScaleBody(m.name, {
+      workers: m.requested_workers ?? m.workers ?? 1,
+      adaptive: m.adaptive
+    });
+    const result = await showDialog<IScaleRequest | null>({
+      title: `Scale ${m.name}`,
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Scale' })],
+      focusNodeSelector: 'input'
+    });
+    const request = result.button.accept ? result.value : null;
+    if (!request) {
+      return;
+    }
+    const pending: Pending =
+      'workers' in request
+        ? { kind: 'workers', workers: request.workers }
+        : { kind: 'adaptive', ...request.adaptive };
+    this.setPending(pending);
+    if (!(await this.act(() => api.scale(m.name, request)))) {
+      this.setPending(null);
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    const name = this.model.name;
+    const body = Private.el(
+      'p',
+      '',
+      `Shut down cluster ${name}? Its workers stop, results held on them are lost, ` +
+        'and its dashboard tabs close.'
+    );
+    const result = await showDialog({
+      title: `Shut down ${name}`,
+      body: new Widget({ node: body }),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Shut down' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    this.host.closeDashboards(name);
+    this.setPending({ kind: 'shutdown' });
+    if (!(await this.act(() => api.shutdown(name)))) {
+      this.setPending(null);
+    }
+  }
+
+  /** Run an action; the server's message is shown on failure. True if it succeeded. */
+  private async act(what: () => Promise<unknown>): Promise<boolean> {
+    let ok = true;
+    try {
+      await what();
+      this.sidebar.showError(null);
+    } catch (error) {
+      ok = false;
+      this.sidebar.showError(Private.message(error));
+    }
+    await this.sidebar.refresh();
+    return ok;
+  }
+
+  private async expand(): Promise<void> {
+    this.details.hidden = !this.details.hidden;
+    this.toggle.textContent = this.details.hidden ? '▸' : '▾';
+    this.toggle.setAttribute('aria-expanded', String(!this.details.hidden));
+    if (!this.details.hidden) {
+      await this.loadDetails();
+    }
+  }
+
+  private async loadDetails(): Promise<void> {
+    const { el } = Private;
+    let detail;
+    try {
+      detail = await api.cluster(this.model.name);
+    } catch (error) {
+      this.details.replaceChildren(el('div', 'jr-Error', Private.message(error)));
+      return;
+    }
+    const envs = el('div', 'jr-Section');
+    envs.appendChild(el('h4', '', 'Environments'));
+    envs.appendChild(renderEnvironments(detail.environments));
+    const calls = el('div', 'jr-Section');
+    calls.appendChild(el('h4', '', 'Running calls'));
+    if (detail.calls.length === 0) {
+      calls.appendChild(el('div', 'jr-Empty', 'No remote calls running.'));
+    }
+    for (const call of detail.calls) {
+      calls.appendChild(this.callRow(call));
+    }
+    this.details.replaceChildren(envs, calls);
+  }
+
+  private callRow(call: ICall): HTMLElement {
+    const { el } = Private;
+    const row = el('div', 'jr-Row jr-Call');
+    row.dataset.call = call.call;
+    const where = call.notebook
+      ? Private.basename(call.notebook)
+      : call.pid
+        ? `kernel ${call.pid}`
+        : 'unknown notebook';
+    const label = el('span', 'jr-Call-label', `${call.label} · ${where} · ${call.state}`);
+    label.title = `${call.notebook ?? ''} (kernel ${call.pid ?? '?'}) on ${call.worker ?? 'no worker yet'}`;
+    row.appendChild(label);
+    const cancel = Private.button('Cancel', 'jp-mod-warn jr-mod-small', () =>
+      this.act(() => api.cancel(this.model.name, call.call))
+    );
+    cancel.setAttribute('aria-label', `Cancel ${call.label}`);
+    cancel.dataset.action = 'cancel-call';
+    row.appendChild(cancel);
+    return row;
+  }
+
+  private pending: Pending | null = null;
+  private readonly toggle: HTMLButtonElement;
+  private readonly active: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly address: HTMLElement;
+  private readonly figures: HTMLElement;
+  private readonly pendingNode: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly dashboard: HTMLButtonElement;
+  private readonly plots: HTMLElement;
+  private readonly manage: HTMLElement;
+  private readonly scaleButton: HTMLButtonElement;
+  private readonly details: HTMLElement;
 }

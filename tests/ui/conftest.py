@@ -52,9 +52,39 @@ def write_notebook(path, *sources: str) -> None:
     path.write_text(json.dumps(notebook))
 
 
+def private_environment(tmp_path) -> dict[str, str]:
+    """Folders of this test's own for what the server, its kernels, launchers and workers
+    read and write: the environment root, Dask's config and temporary folders and Jupyter's
+    data folder (the last two start as copies of the run's pinned ones, tests/hermetic.py, so
+    the run's kernelspecs and settings hold; nothing is the user's, and nothing one browser
+    test leaves is seen by the next)."""
+    import shutil
+
+    from jupyter_core.paths import jupyter_data_dir
+
+    out = {
+        "DASK_JUPYTER_REMOTE__ENVIRONMENTS__ROOT": tmp_path / "envs",
+        "DASK_TEMPORARY_DIRECTORY": tmp_path / "dask-tmp",
+    }
+    for path in out.values():
+        path.mkdir(parents=True, exist_ok=True)
+    copies = {
+        "DASK_CONFIG": (os.environ.get("DASK_CONFIG"), tmp_path / "dask-config"),
+        "JUPYTER_DATA_DIR": (jupyter_data_dir(), tmp_path / "jupyter-data"),
+    }
+    for key, (source, target) in copies.items():
+        if source and os.path.isdir(source):
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+        out[key] = target
+    return {key: str(path) for key, path in out.items()}
+
+
 @pytest.fixture
 def lab(tmp_path, registry_path):
     server = JupyterProcess(tmp_path, registry_path, app="lab")
+    server.env.update(private_environment(tmp_path))
     write_notebook(server.root / "remote.ipynb", "%load_ext jupyter_remote")
     server.start()
     yield server

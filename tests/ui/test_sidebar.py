@@ -1,9 +1,9 @@
-"""The Remote clusters sidebar in a real JupyterLab, driven in Chromium.
+"""The Remote clusters sidebar in a real JupyterLab, driven in Chromium with real clicks.
 
-Each step that fails leaves a screenshot (its path is in the failure message): in
-``$JUPYTER_REMOTE_UI_ARTIFACTS`` if set, else in the test's tmp directory. With
-``JUPYTER_REMOTE_SCREENSHOT=docs/sidebar.png`` the test also saves the sidebar picture used in
-the README.
+Screenshots of the sidebar in the light and the dark theme are saved in
+``tests/ui/artifacts/<test>/`` (or ``$JUPYTER_REMOTE_UI_ARTIFACTS``); each step that fails
+leaves one there too, named in the failure message. With ``JUPYTER_REMOTE_SCREENSHOT=docs/``
+the test also saves ``sidebar.png`` and ``sidebar-dark.png`` for the README.
 """
 
 from __future__ import annotations
@@ -17,21 +17,27 @@ from pathlib import Path
 import pytest
 
 from jupyter_remote.core import registry
+from tests.ui.browser import artifacts_dir, axe_violations, describe, set_theme
 
 pytestmark = pytest.mark.slow
 
+# What the accessibility pass must find none of, in either theme.
+A11Y_RULES = ("color-contrast", "label", "button-name", "select-name", "aria-allowed-attr")
+
 
 @pytest.fixture
-def step(page, tmp_path):
-    where = Path(os.environ.get("JUPYTER_REMOTE_UI_ARTIFACTS") or tmp_path)
-    where.mkdir(parents=True, exist_ok=True)
+def artifacts(request):
+    return artifacts_dir(request.node.name)
 
+
+@pytest.fixture
+def step(page, artifacts):
     @contextlib.contextmanager
     def run(name: str):
         try:
             yield
         except BaseException as exc:
-            shot = where / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
+            shot = artifacts / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(shot), full_page=True)
             raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
@@ -39,31 +45,100 @@ def step(page, tmp_path):
     return run
 
 
-def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
+def record_pending(page, cluster: str) -> None:
+    """Record every pending state the card shows (a MutationObserver), so a short one is
+    seen however fast the cluster reports the change."""
+    page.evaluate(
+        """name => {
+            const card = document.querySelector(`.jr-Card[data-cluster="${name}"]`);
+            window.jrPending = [];
+            new MutationObserver(() => {
+                const p = card.dataset.pending;
+                if (p) window.jrPending.push(p + ':' + card.querySelector('.jr-Pending').textContent);
+            }).observe(card, {attributes: true, attributeFilter: ['data-pending'], subtree: true,
+                              childList: true, characterData: true});
+        }""",
+        cluster,
+    )
+
+
+def sidebar_shot(page, path: Path, card) -> None:
+    top = page.locator("#jupyter-remote-sidebar").bounding_box()
+    bottom = card.bounding_box()
+    page.screenshot(
+        path=str(path),
+        clip={
+            "x": top["x"],
+            "y": top["y"],
+            "width": top["width"],
+            "height": min(bottom["y"] + bottom["height"] + 8 - top["y"], top["height"]),
+        },
+    )
+
+
+def check_a11y(page, theme: str) -> None:
+    violations = axe_violations(page, "#jupyter-remote-sidebar", A11Y_RULES)
+    assert not violations, f"axe-core in the {theme} theme:\n{describe(violations)}"
+
+
+def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, artifacts):
     card = page.locator('.jr-Card[data-cluster="lab-ui"]')
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    shots: list[Path] = []
 
     with step("open the notebook and load the extension"):
         page.goto(f"{lab.url}/lab/tree/remote.ipynb?reset&token={lab.token}")
-        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        cells.first.wait_for()
         # The kernel must be connected (status bar "| Idle") or the run is dropped.
         page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
-        page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+        cells.first.locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
-        page.locator(".jp-Notebook .jp-Cell").first.locator(
-            ".jp-InputPrompt", has_text="[1]"
-        ).wait_for(timeout=60_000)
+        cells.first.locator(".jp-InputPrompt", has_text="[1]").wait_for(timeout=60_000)
 
     with step("open the sidebar"):
         page.locator('.jp-SideBar [data-id="jupyter-remote-sidebar"]').click()
         page.locator(".jr-Sidebar").wait_for()
         page.locator(".jr-Sidebar-title", has_text="Remote clusters").wait_for()
 
-    with step("create a cluster from the form"):
+    with step("the New cluster form: titled options, each label above its input"):
         page.locator('[data-action="new-cluster"]').click()
         form = page.locator(".jr-Form")
-        form.locator('select[name="template"]').wait_for()
-        form.locator('input[name="name"]').fill("lab-ui")
-        form.locator('input[name="n_workers"]').fill("1")
+        form.get_by_label("Template").wait_for()
+        assert form.get_by_label("Template").evaluate("e => e.tagName") == "SELECT"
+        assert "jp-mod-styled" in form.get_by_label("Template").get_attribute("class")
+        for title in ("Name", "Workers", "Threads per worker", "Memory per worker"):
+            control = form.get_by_label(title, exact=True)
+            assert "jp-mod-styled" in control.get_attribute("class"), title
+            label = form.locator("label", has_text=re.compile(f"^{title}$"))
+            lb, cb = label.bounding_box(), control.bounding_box()
+            assert lb["y"] + lb["height"] <= cb["y"] + 1, (title, lb, cb)  # above, not beside
+            # Nothing clipped at the sidebar's default width.
+            assert label.evaluate("e => e.scrollWidth <= e.clientWidth"), title
+        assert form.get_by_text("Threads in each worker process.").is_visible()
+        assert "jp-mod-accept" in form.locator('[data-action="start-cluster"]').get_attribute(
+            "class"
+        )
+        shots.append(artifacts / "form-at-default-width.png")
+        form.screenshot(path=str(shots[-1]))
+        check_a11y(page, "light")
+        # The check can fail: an unlabelled input is caught. (axe-core 4.14 finds the sidebar's
+        # text not "visible on screen" and reports colour contrast there as inapplicable, so
+        # contrast rests on theme variables and the pictures; see the report of issue 13.)
+        page.evaluate(
+            """() => {
+                const bad = document.createElement('div');
+                bad.id = 'jr-axe-control';
+                bad.innerHTML = '<input>';
+                document.querySelector('.jr-Form').appendChild(bad);
+            }"""
+        )
+        found = axe_violations(page, "#jupyter-remote-sidebar", A11Y_RULES)
+        assert "label" in {v["id"] for v in found}, describe(found)
+        page.evaluate("() => document.getElementById('jr-axe-control').remove()")
+
+    with step("create a cluster from the form"):
+        form.get_by_label("Name", exact=True).fill("lab-ui")
+        form.get_by_label("Workers", exact=True).fill("1")
         form.locator('[data-action="start-cluster"]').click()
         card.wait_for()
         page.locator('.jr-Card[data-cluster="lab-ui"][data-status="running"]').wait_for(
@@ -73,39 +148,81 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
 
     with step("the server's error message reaches the user"):
         page.locator('[data-action="new-cluster"]').click()
-        form.locator('input[name="name"]').fill("lab-ui")
+        form.get_by_label("Name", exact=True).fill("lab-ui")
         form.locator('[data-action="start-cluster"]').click()
         form.locator(".jr-Error", has_text="a cluster named 'lab-ui' already exists").wait_for()
-        form.locator("button", has_text="Cancel").click()
+        form.locator('[data-action="cancel-form"]').click()
         form.wait_for(state="hidden")
 
-    with step("scale it to 2 workers"):
-        card.locator('[data-field="workers"]').fill("2")
-        card.locator('[data-action="scale"]').click()
-        card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
+    with step("insert a %%remote cell: the cursor is in its editor, typing goes there"):
+        card.locator('[data-action="insert-cell"]').click()
+        cell = cells.filter(has=page.locator(".cm-content", has_text="%%remote lab-ui"))
+        cell.wait_for()
+        page.locator(".jp-Notebook.jp-mod-editMode").wait_for()
+        # Typed at once, with no click: in command mode "m" and "d d" would be shortcuts.
+        page.keyboard.type("import os\nprint('remote says', 6 * 7, os.getpid() != 0)")
+        assert cells.count() == 2  # the empty cell left by Shift+Enter was reused
+        cell.locator(".cm-content", has_text="print('remote says'").wait_for()
+        page.keyboard.press("Shift+Enter")
+        cell.locator(".jp-OutputArea", has_text="remote says 42 True").wait_for(timeout=60_000)
 
-    with step("make it adaptive between 3 and 4 workers (it grows to 3); bad bounds are refused"):
-        bounds = card.locator(".jr-Card-manage .jr-Card-row").nth(1).locator("input")
-        bounds.nth(0).fill("3")
-        bounds.nth(1).fill("1")
-        card.locator('[data-action="adapt"]').click()
+    with step("the card of the cluster the notebook's kernel uses is marked"):
+        address = card.locator(".jr-Card-address").inner_text().strip()
+        assert address.startswith("tcp://"), address
+        connect = cells.nth(2)
+        connect.locator(".cm-content").click()
+        page.keyboard.type(f"%remote connect {address} --name nb-link")
+        page.keyboard.press("Shift+Enter")
+        connect.locator(".jp-OutputArea", has_text="connected 'nb-link'").wait_for(
+            timeout=60_000
+        )
+        linked = page.locator('.jr-Card[data-cluster="nb-link"]')
+        linked.wait_for()
+        page.locator('.jr-Card[data-cluster="nb-link"][data-active="true"]').wait_for()
+        assert linked.locator(".jr-Card-active", has_text="this notebook").is_visible()
+        assert card.get_attribute("data-active") == "false"
+
+    with step("Scale: a JupyterLab dialog, then a pending state until 2 workers run"):
+        record_pending(page, "lab-ui")
+        card.locator('[data-action="scale"]').click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.get_by_label("Workers", exact=True).fill("2")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept", has_text="Scale").click()
+        dialog.wait_for(state="detached")
+        card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
+        page.locator('.jr-Card[data-cluster="lab-ui"][data-pending=""]').wait_for()
+        seen = page.evaluate("window.jrPending")
+        assert any(p.startswith("workers:Scaling to 2 workers") for p in seen), seen
+        assert card.locator(".jr-Pending").is_hidden()
+
+    with step("Adapt between 3 and 4 (bad bounds are refused), pending until 3 run"):
+        card.locator('[data-action="scale"]').click()
+        dialog.get_by_label("Scaling").select_option("adaptive")
+        dialog.get_by_label("Minimum workers").fill("3")
+        dialog.get_by_label("Maximum workers").fill("1")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
         refused = page.locator(".jr-Sidebar > .jr-Error", has_text="0 <= minimum <= maximum")
         refused.wait_for()
+        page.locator('.jr-Card[data-cluster="lab-ui"][data-pending=""]').wait_for()
         assert registry.get("lab-ui").get("adaptive") is None  # nothing changed
-        page.wait_for_timeout(3000)  # the sidebar refreshes every 2 s meanwhile
-        assert refused.is_visible()  # an action's error stays until the next action
-        bounds.nth(0).fill("3")
-        bounds.nth(1).fill("4")
-        card.locator('[data-action="adapt"]').click()
+        record_pending(page, "lab-ui")
+        card.locator('[data-action="scale"]').click()
+        dialog.get_by_label("Scaling").select_option("adaptive")
+        dialog.get_by_label("Minimum workers").fill("3")
+        dialog.get_by_label("Maximum workers").fill("4")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
         card.locator(".jr-Card-figures", has_text="adaptive 3–4").wait_for()
         assert not refused.is_visible()
         assert registry.get("lab-ui")["adaptive"] == {"minimum": 3, "maximum": 4}
         # Applied, not only recorded: Dask's adaptive scaling brings the cluster up to 3.
         card.locator(".jr-Card-figures", has_text="3 workers").wait_for(timeout=90_000)
+        page.locator('.jr-Card[data-cluster="lab-ui"][data-pending=""]').wait_for()
+        seen = page.evaluate("window.jrPending")
+        assert any(p.startswith("adaptive:Adapting to 3–4 workers") for p in seen), seen
 
-    with step("open the dashboard in a tab, through the authenticated proxy"):
+    with step("open the whole dashboard in a tab, through the authenticated proxy"):
         card.locator('[data-action="dashboard"]').click()
-        frame = page.locator(".jp-IFrame iframe")
+        frame = page.locator(".jr-Dashboard:not(.jr-mod-plot) iframe")
         frame.wait_for()
         src = frame.get_attribute("src")
         assert "/proxy/" in src, src
@@ -118,28 +235,35 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         anonymous.close()
         page.locator(".lm-TabBar-tab", has_text="remote.ipynb").click()
 
+    with step("dock the individual plots beside the notebook"):
+        notebook = page.locator(".jp-NotebookPanel")
+        for plot, title in [
+            ("individual-task-stream", "Task stream: lab-ui"),
+            ("individual-progress", "Progress: lab-ui"),
+            ("individual-workers-memory", "Worker memory: lab-ui"),
+        ]:
+            card.locator(f'[data-plot="{plot}"]').click()
+            pane = page.locator(f'.jr-Dashboard[data-plot="{plot}"]')
+            pane.wait_for()
+            page.locator(".lm-TabBar-tab", has_text=title).wait_for()
+            src = pane.locator("iframe").get_attribute("src")
+            assert "/proxy/" in src and src.endswith("/" + plot), src
+            response = page.request.get(lab.url + src)
+            assert response.status == 200 and "bokeh" in response.text().lower(), src
+            # Docked: the notebook and the plot are on screen side by side.
+            assert notebook.is_visible() and pane.is_visible()
+            nb, box = notebook.bounding_box(), pane.bounding_box()
+            assert box["x"] >= nb["x"] + nb["width"] - 2, (nb, box)
+
     with step("expand the card: environments and calls"):
         card.locator(".jr-Card-toggle").click()
         card.locator(".jr-Card-details", has_text="No requirement environments").wait_for()
         card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
 
-    with step("insert the %%remote cell, run it and see its output"):
+    with step("a running call is listed with its notebook"):
         card.locator('[data-action="insert-cell"]').click()
-        cells = page.locator(".jp-Notebook .jp-Cell")
-        cell = cells.filter(has=page.locator(".cm-content", has_text="%%remote lab-ui"))
-        cell.wait_for()
-        assert cells.count() == 2  # the empty cell left by Shift+Enter was reused
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Control+End")
-        page.keyboard.type("import os\nprint('remote says', 6 * 7, os.getpid() != 0)")
-        page.keyboard.press("Shift+Enter")
-        cell.locator(".jp-OutputArea", has_text="remote says 42 True").wait_for(timeout=60_000)
-
-    with step("a running call is listed with its notebook, and Cancel stops it"):
-        card.locator('[data-action="insert-cell"]').click()
-        slow = cells.nth(2)
-        slow.locator(".cm-content", has_text="%%remote lab-ui").wait_for()
-        slow.locator(".cm-content").click()
+        slow = cells.filter(has=page.locator(".cm-content", has_text="%%remote lab-ui")).nth(1)
+        slow.wait_for()
         page.keyboard.press("Control+Home")
         page.keyboard.press("End")
         page.keyboard.type(" --no-wait")
@@ -148,32 +272,47 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step):
         page.keyboard.press("Shift+Enter")
         call = card.locator(".jr-Call", has_text="remote.ipynb")
         call.filter(has_text="running").wait_for(timeout=60_000)
-        shot = os.environ.get("JUPYTER_REMOTE_SCREENSHOT")
-        if shot:  # the README's picture, with the sidebar widened for it
-            handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-            box = handle.bounding_box()
-            if box:
-                page.mouse.move(box["x"] + 1, box["y"] + 200)
-                page.mouse.down()
-                page.mouse.move(box["x"] + 120, box["y"] + 200, steps=5)
-                page.mouse.up()
-            page.wait_for_timeout(2500)  # one refresh at the new width
-            top = page.locator("#jupyter-remote-sidebar").bounding_box()
-            bottom = card.bounding_box()
-            page.screenshot(
-                path=shot,
-                clip={
-                    "x": top["x"],
-                    "y": top["y"],
-                    "width": top["width"],
-                    "height": bottom["y"] + bottom["height"] + 8 - top["y"],
-                },
-            )
+
+    with step("screenshots and axe-core in the light and the dark theme"):
+        readme = os.environ.get("JUPYTER_REMOTE_SCREENSHOT")
+        for dark in (False, True):
+            theme = "dark" if dark else "light"
+            set_theme(page, dark)
+            call.wait_for()
+            page.wait_for_timeout(300)  # let the theme's transition settle for the picture
+            shots.append(artifacts / f"sidebar-{theme}.png")
+            sidebar_shot(page, shots[-1], card)
+            if readme:
+                name = "sidebar-dark.png" if dark else "sidebar.png"
+                sidebar_shot(page, Path(readme) / name, card)
+            check_a11y(page, theme)
+            page.locator('[data-action="new-cluster"]').click()
+            form.wait_for()
+            shots.append(artifacts / f"form-{theme}.png")
+            form.screenshot(path=str(shots[-1]))
+            check_a11y(page, theme)
+            form.locator('[data-action="cancel-form"]').click()
+        set_theme(page, False)
+
+    with step("Cancel stops the running call"):
         call.locator('[data-action="cancel-call"]').click()
         call.wait_for(state="detached", timeout=30_000)
         card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
 
-    with step("shut the cluster down"):
+    with step("Shut down asks first; Cancel keeps the cluster"):
         card.locator('[data-action="shutdown"]').click()
+        dialog.get_by_text("Shut down cluster lab-ui?").wait_for()
+        dialog.locator(".jp-Dialog-button", has_text="Cancel").click()
+        dialog.wait_for(state="detached")
+        assert registry.get("lab-ui")["status"] == "running"
+        assert page.locator(".jr-Dashboard").count() == 4
+
+    with step("Shut down closes the cluster's dashboards and the card goes"):
+        card.locator('[data-action="shutdown"]').click()
+        dialog.locator(".jp-Dialog-button.jp-mod-warn", has_text="Shut down").click()
+        page.locator(".jr-Dashboard").first.wait_for(state="detached")
+        assert page.locator(".jr-Dashboard").count() == 0
         card.wait_for(state="detached", timeout=60_000)
         assert registry.get("lab-ui") is None
+
+    print("\nsidebar screenshots:\n  " + "\n  ".join(str(s) for s in shots))

@@ -1,0 +1,51 @@
+import { Private } from './dom';
+import { IEnvironment } from './models';
+
+/**
+ * The card's environment list: one group per requirement set (builds of the same
+ * requirements for other Python versions or pip options share it), each requirement on
+ * its own line, cut with an ellipsis when long and shown whole on hover.
+ */
+export function renderEnvironments(environments: IEnvironment[]): HTMLElement {
+  const { el } = Private;
+  const node = el('div', 'jr-Envs');
+  if (environments.length === 0) {
+    node.appendChild(
+      el('div', 'jr-Empty', 'No requirement environments (cells ran without --reqs).')
+    );
+    return node;
+  }
+  const groups = new Map<string, IEnvironment[]>();
+  for (const env of environments) {
+    const key = [...env.requirements].sort().join('\n');
+    const group = groups.get(key);
+    if (group) {
+      group.push(env);
+    } else {
+      groups.set(key, [env]);
+    }
+  }
+  for (const [key, envs] of groups) {
+    const group = el('div', 'jr-EnvGroup');
+    const reqs = el('ul', 'jr-Reqs');
+    for (const requirement of key ? key.split('\n') : ['(no requirements)']) {
+      const item = el('li', 'jr-Req', requirement);
+      item.title = requirement;
+      reqs.appendChild(item);
+    }
+    group.appendChild(reqs);
+    for (const env of envs) {
+      const hosts = env.hosts.length === 1 ? '1 host' : `${env.hosts.length} hosts`;
+      const row = el(
+        'div',
+        'jr-Env',
+        `${env.hash.slice(0, 8)} · ${hosts} · ${Private.bytes(env.size)}${env.in_use ? ' · in use' : ''}`
+      );
+      row.title = `environment ${env.hash} on ${env.hosts.join(', ')}`;
+      row.dataset.env = env.hash;
+      group.appendChild(row);
+    }
+    node.appendChild(group);
+  }
+  return node;
+}
