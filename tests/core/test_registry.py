@@ -22,10 +22,22 @@ def path(registry_path):
     return registry_path
 
 
-def test_nothing_is_written_until_something_is_registered(path):
-    code = "import jupyter_remote, jupyter_remote.core.clusters, jupyter_remote.core.registry as r; r.entries(); r.get('x'); r.remove('x')"
-    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
-    assert not os.path.exists(os.path.dirname(path))
+def test_nothing_is_written_until_something_is_registered(path, tmp_path):
+    home = tmp_path / "home"  # an empty home of its own: nothing may appear anywhere in it
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"),
+           "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+           "XDG_STATE_HOME": str(home / ".local" / "state")}  # fmt: skip
+    code = (
+        "import jupyter_remote, jupyter_remote.core.clusters, jupyter_remote.core.registry as r\n"
+        "r.entries(); r.get('x'); r.remove('x')\n"
+        "print(r.path())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.stdout.strip() == path  # it looked where the test looks ...
+    assert not os.path.exists(os.path.dirname(path))  # ... and wrote nothing there
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []  # nor in the home
 
 
 def test_file_is_private_and_replaced_whole(path):
