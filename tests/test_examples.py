@@ -6,6 +6,7 @@ so the notebooks run where the package is installed whatever ``python3`` means t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -13,6 +14,34 @@ import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
+
+
+# What cells must show, not only that they ran: (a line the cell's source contains, which of
+# the cells containing it (0 = first), a regex its output must match, one it must not).
+SHOWS = {
+    "quickstart.ipynb": [
+        ('print("made"', 0, r"made \(200000, 8\) on this worker[\s\S]*12800000", None),
+        ("%%remote --cache", 0, r"computing the correlation matrix[\s\S]*\(8, 8\)", r"reused"),
+        ("%%remote --cache", 1, r"reused the result of call \w+[\s\S]*\(8, 8\)",
+         r"computing the correlation matrix"),
+        ("sim.map(range(2_000))", 0, r"2000 of 2000 done[\s\S]*2000 trials, mean 0\.50006957", None),
+        ('"two"', 0, r"caught TypeError raised remotely", None),
+        ('errors="return"', 0, r"\[10\.0, ZeroDivisionError\('division by zero'\), 2\.0\]", None),
+    ],
+}
+
+
+def shown(cell) -> str:
+    """What a reader sees of a cell: streams, text forms of displays and results, errors."""
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif o.output_type == "error":
+            parts.append(f"{o.ename}: {o.evalue}")
+        else:
+            parts.append(o.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
 
 
 def test_there_are_examples():
@@ -37,3 +66,9 @@ def test_notebook_runs(path, kernel_name, tmp_path):
     expected = [c for c in nb.cells if "raises-exception" in c.metadata.get("tags", [])]
     for cell in expected:  # cells meant to show an error really raised one
         assert any(o.output_type == "error" for o in cell.outputs), cell.source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for snippet, nth, must, must_not in SHOWS.get(path.name, []):
+        cell = [c for c in code if snippet in c.source][nth]
+        text = shown(cell)
+        assert re.search(must, text), f"{snippet!r} #{nth} should show {must!r}; it shows:\n{text}"
+        assert not (must_not and re.search(must_not, text)), f"{snippet!r} #{nth} shows {must_not!r}"
