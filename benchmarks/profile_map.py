@@ -137,16 +137,18 @@ def summarize_collapsed(path: str, limit: int = 14) -> dict:
             "incl": incl.most_common(limit * 2)}
 
 
-def print_collapsed(title: str, summary: dict, wall_s: float, n_items: int) -> None:
+def print_collapsed(title: str, summary: dict, wall_s: float, n_items: int, rate: int) -> None:
+    """Shares of py-spy's samples. A sample is a thread seen in Python code (idle threads are
+    left out, though a thread in ``select`` may show up): waiting for the GIL or for a CPU
+    counts as active, so on a loaded machine these are thread-seconds, not CPU seconds."""
     if not summary or not summary["total"]:
         _say(f"   ({title}: no samples)")
         return
     total = summary["total"]
-    per = wall_s / total  # seconds per sample, over the recorded window
-    _say(f"   {title}: {total} samples over {wall_s:.2f} s")
+    _say(f"   {title}: {total} samples at {rate}/s over a {wall_s:.2f} s window")
     for thread, n in summary["threads"].most_common(6):
         _say(f"     thread {thread[:60]:60s} {100 * n / total:5.1f}% of samples "
-             f"(~{n * per / n_items * 1e6:.1f} µs/item)")
+             f"({n / rate:.2f} thread-s, {n / rate / n_items * 1e6:.1f} µs/item)")
     _say("     own time (leaf frames):")
     for frame, n in summary["own"]:
         _say(f"       {100 * n / total:5.1f}%  {frame[:110]}")
@@ -167,7 +169,7 @@ def part_notebook(fn, n: int, opts, outdir: str) -> None:
         time.sleep(0.2)
         spy.stop()
         print_collapsed("py-spy, all threads of the notebook process",
-                        summarize_collapsed(spy.path), spied + 1.2, n)
+                        summarize_collapsed(spy.path), spied + 1.2, n, opts.rate)
     prof = cProfile.Profile()
     with _quiet():
         t = perf()
@@ -269,7 +271,7 @@ def part_workers(fn, client, n: int, opts, outdir: str) -> None:
         for _, spy in spies:
             spy.stop()
         for addr, spy in spies:
-            print_collapsed(f"py-spy, worker {addr}", summarize_collapsed(spy.path), spied + 1.2, n)
+            print_collapsed(f"py-spy, worker {addr}", summarize_collapsed(spy.path), spied + 1.2, n, opts.rate)
     for addr in nthreads:
         client.submit(_enable_profile, workers=[addr], allow_other_workers=False, pure=False).result()
     with _quiet():
