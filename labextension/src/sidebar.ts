@@ -1,4 +1,5 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { api } from './api';
@@ -322,7 +323,8 @@ class Card {
     this.node.setAttribute('aria-label', `Cluster ${model.name}`);
 
     const head = el('div', 'jr-Card-head');
-    this.toggle = button('▸', 'jr-Card-toggle', () => this.expand());
+    this.toggle = button('', 'jr-Card-toggle', () => this.expand());
+    this.toggle.appendChild(caretRightIcon.element({ tag: 'span' }));
     this.toggle.classList.remove('jp-mod-styled');
     this.toggle.setAttribute('aria-label', `Show environments and calls of ${model.name}`);
     this.toggle.setAttribute('aria-expanded', 'false');
@@ -543,7 +545,9 @@ class Card {
 
   private async expand(): Promise<void> {
     this.details.hidden = !this.details.hidden;
-    this.toggle.textContent = this.details.hidden ? '▸' : '▾';
+    this.toggle.replaceChildren(
+      (this.details.hidden ? caretRightIcon : caretDownIcon).element({ tag: 'span' })
+    );
     this.toggle.setAttribute('aria-expanded', String(!this.details.hidden));
     if (!this.details.hidden) {
       await this.loadDetails();

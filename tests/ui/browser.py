@@ -57,8 +57,21 @@ def axe_violations(page, selector: str, rules: tuple[str, ...] = ()) -> list[dic
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     options = {"runOnly": {"type": "rule", "values": list(rules)}} if rules else {}
+    # JupyterLab's <body> is 0 px high with overflow hidden (the shell is positioned over
+    # it), so axe takes every element as clipped by it, and reports colour contrast as
+    # "inapplicable" everywhere. Giving <body> the viewport's height (the shell, absolutely
+    # positioned, does not move) lets axe see what is on screen; it is undone after the run.
     result = page.evaluate(
-        "([selector, options]) => axe.run(selector, options)", [selector, options]
+        """async ([selector, options]) => {
+            const body = document.body.style.height;
+            document.body.style.height = '100vh';
+            try {
+                return await axe.run(selector, options);
+            } finally {
+                document.body.style.height = body;
+            }
+        }""",
+        [selector, options],
     )
     return result["violations"] + result["incomplete"]
 
