@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_remote.core import registry
+from tests import wheelhouse
 from tests.ui.browser import artifacts_dir, axe_violations, describe, set_theme
 
 pytestmark = pytest.mark.slow
@@ -62,9 +63,9 @@ def record_pending(page, cluster: str) -> None:
     )
 
 
-def sidebar_shot(page, path: Path, card) -> None:
+def sidebar_shot(page, path: Path) -> None:
     top = page.locator("#jupyter-remote-sidebar").bounding_box()
-    bottom = card.bounding_box()
+    bottom = page.locator(".jr-ClusterList").bounding_box()
     page.screenshot(
         path=str(path),
         clip={
@@ -258,10 +259,31 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
         card.locator(".jr-Card-details", has_text="No requirement environments").wait_for()
         card.locator(".jr-Card-details", has_text="No remote calls running").wait_for()
 
+    with step("an environment: grouped by requirement, cut to the card, whole on hover"):
+        toy = wheelhouse.wheel(str(lab.root.parent / "wheels"), "jrsidebarui", "1.5")
+        card.locator('[data-action="insert-cell"]').click()
+        built = cells.nth(cells.count() - 1)  # this cell, not the one Shift+Enter adds
+        built.locator(".cm-content", has_text="%%remote lab-ui").wait_for()
+        page.keyboard.press("Control+Home")
+        page.keyboard.press("End")
+        page.keyboard.type(f" --reqs {toy}")
+        page.keyboard.press("Control+End")
+        page.keyboard.type("import jrsidebarui\nprint('toy', jrsidebarui.VERSION)")
+        page.keyboard.press("Shift+Enter")
+        built.locator(".jp-OutputArea", has_text="toy 1.5").wait_for(timeout=120_000)
+        requirement = card.locator(".jr-EnvGroup .jr-Req", has_text="jrsidebarui")
+        requirement.wait_for()
+        assert requirement.get_attribute("title") == requirement.inner_text() == toy
+        assert requirement.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, with "…"
+        assert requirement.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+        assert card.evaluate("e => e.scrollWidth <= e.clientWidth")  # nothing runs out
+        assert card.locator(".jr-EnvGroup").count() == 1
+        assert card.locator(".jr-EnvGroup .jr-Env", has_text="1 host").count() == 1
+
     with step("a running call is listed with its notebook"):
         card.locator('[data-action="insert-cell"]').click()
-        slow = cells.filter(has=page.locator(".cm-content", has_text="%%remote lab-ui")).nth(1)
-        slow.wait_for()
+        slow = cells.nth(cells.count() - 1)
+        slow.locator(".cm-content", has_text="%%remote lab-ui").wait_for()
         page.keyboard.press("Control+Home")
         page.keyboard.press("End")
         page.keyboard.type(" --no-wait")
@@ -279,10 +301,12 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
             call.wait_for()
             page.wait_for_timeout(300)  # let the theme's transition settle for the picture
             shots.append(artifacts / f"sidebar-{theme}.png")
-            sidebar_shot(page, shots[-1], card)
+            sidebar_shot(page, shots[-1])
+            shots.append(artifacts / f"lab-{theme}.png")
+            page.screenshot(path=str(shots[-1]))
             if readme:
                 name = "sidebar-dark.png" if dark else "sidebar.png"
-                sidebar_shot(page, Path(readme) / name, card)
+                sidebar_shot(page, Path(readme) / name)
             check_a11y(page, theme)
             page.locator('[data-action="new-cluster"]').click()
             form.wait_for()
