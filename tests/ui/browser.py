@@ -18,7 +18,9 @@ AXE = REPO / "labextension" / "node_modules" / "axe-core" / "axe.min.js"
 def artifacts_dir(name: str) -> Path:
     """Where a test leaves its screenshots: ``$JUPYTER_REMOTE_UI_ARTIFACTS`` if set, else
     ``tests/ui/artifacts/`` (git-ignored), one folder per test."""
-    root = Path(os.environ.get("JUPYTER_REMOTE_UI_ARTIFACTS") or REPO / "tests" / "ui" / "artifacts")
+    root = Path(
+        os.environ.get("JUPYTER_REMOTE_UI_ARTIFACTS") or REPO / "tests" / "ui" / "artifacts"
+    )
     where = root / re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
     where.mkdir(parents=True, exist_ok=True)
     return where
@@ -30,7 +32,9 @@ def set_theme(page, dark: bool) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).click()
     name = "JupyterLab Dark" if dark else "JupyterLab Light"
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).click()
-    page.locator(f'body[data-jp-theme-light="{"false" if dark else "true"}"]').wait_for(state="attached")
+    page.locator(f'body[data-jp-theme-light="{"false" if dark else "true"}"]').wait_for(
+        state="attached"
+    )
     page.locator(f'body[data-jp-theme-name="{name}"]').wait_for(state="attached")
     # The theme's CSS is swapped in a <link>; wait until its variables apply.
     page.wait_for_function(
@@ -81,5 +85,7 @@ def describe(violations: list[dict]) -> str:
     for v in violations:
         lines.append(f"{v['id']}: {v['help']}")
         for node in v["nodes"][:5]:
-            lines.append(f"    {node['target']}: {node.get('failureSummary', '')}".replace("\n", " "))
+            lines.append(
+                f"    {node['target']}: {node.get('failureSummary', '')}".replace("\n", " ")
+            )
     return "\n".join(lines)

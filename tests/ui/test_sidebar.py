@@ -77,8 +77,8 @@ def sidebar_shot(page, path: Path) -> None:
     )
 
 
-def check_a11y(page, theme: str) -> None:
-    violations = axe_violations(page, "#jupyter-remote-sidebar", A11Y_RULES)
+def check_a11y(page, theme: str, selector: str = "#jupyter-remote-sidebar") -> None:
+    violations = axe_violations(page, selector, A11Y_RULES)
     assert not violations, f"axe-core in the {theme} theme:\n{describe(violations)}"
 
 
@@ -172,9 +172,7 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
         connect.locator(".cm-content").click()
         page.keyboard.type(f"%remote connect {address} --name nb-link")
         page.keyboard.press("Shift+Enter")
-        connect.locator(".jp-OutputArea", has_text="connected 'nb-link'").wait_for(
-            timeout=60_000
-        )
+        connect.locator(".jp-OutputArea", has_text="connected 'nb-link'").wait_for(timeout=60_000)
         linked = page.locator('.jr-Card[data-cluster="nb-link"]')
         linked.wait_for()
         page.locator('.jr-Card[data-cluster="nb-link"][data-active="true"]').wait_for()
@@ -186,6 +184,7 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
         card.locator('[data-action="scale"]').click()
         dialog = page.locator(".jp-Dialog")
         dialog.get_by_label("Workers", exact=True).fill("2")
+        check_a11y(page, "light", ".jp-Dialog-content")
         dialog.locator(".jp-Dialog-button.jp-mod-accept", has_text="Scale").click()
         dialog.wait_for(state="detached")
         card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
