@@ -221,6 +221,13 @@ class ClusterManager:
             Client(address, asynchronous=True, timeout=PROBE_TIMEOUT, set_as_default=False),
             PROBE_TIMEOUT + 1,
         )
+        raced = self._clients.get(address)
+        if raced is not None and raced.status == "running":
+            # Two clusters with one address (a kernel's `%remote connect` to a sidebar
+            # cluster) are probed at once: keep one client; a second one nobody closes
+            # would retry for ever once the scheduler goes.
+            self._background(_quietly(client.close()))
+            return raced
         self._clients[address] = client
         return client
 
