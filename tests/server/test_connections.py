@@ -62,3 +62,27 @@ def test_a_stopping_cluster_keeps_no_connection(registry_path):
             await manager.close()
 
     asyncio.run(main())
+
+
+def test_two_clusters_at_one_address_share_one_connection(registry_path):
+    from distributed import Scheduler
+
+    async def main():
+        manager = ClusterManager()
+        try:
+            async with Scheduler(host="127.0.0.1", port=0, dashboard=False) as scheduler:
+                for name in ("brief", "alias"):  # e.g. a kernel's `%remote connect` to it
+                    registry.put(
+                        {"name": name, "address": scheduler.address, "source": "kernel",
+                         "pid": os.getpid(), "status": "running"}
+                    )  # fmt: skip
+                models = await manager.list()
+                assert [m["status"] for m in models] == ["running", "running"]
+                await asyncio.gather(*manager._tasks)  # the closes it started
+                ours = [c for c in scheduler.clients if c != "fire-and-forget"]
+                assert len(ours) == 1, ours  # none left over that would retry for ever
+        finally:
+            await asyncio.gather(*manager._tasks)
+            await manager.close()
+
+    asyncio.run(main())
