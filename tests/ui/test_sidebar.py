@@ -185,6 +185,8 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
         dialog = page.locator(".jp-Dialog")
         dialog.get_by_label("Workers", exact=True).fill("2")
         check_a11y(page, "light", ".jp-Dialog-content")
+        shots.append(artifacts / "scale-dialog-light.png")
+        dialog.locator(".jp-Dialog-content").screenshot(path=str(shots[-1]))
         dialog.locator(".jp-Dialog-button.jp-mod-accept", has_text="Scale").click()
         dialog.wait_for(state="detached")
         card.locator(".jr-Card-figures", has_text="2 workers").wait_for(timeout=60_000)
