@@ -310,6 +310,18 @@ def _internal(*candidates: str):
     raise ImportError(f"none of {candidates} imports")
 
 
+def _find(*candidates: tuple[str, str]):
+    """The first of (module, attribute) that exists: internals move between layouts."""
+    for module, attr in candidates:
+        try:
+            value = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            continue
+        if value is not None:
+            return value
+    return None
+
+
 def best_of(fn, reps: int = 5) -> float:
     times = []
     for _ in range(reps):
@@ -324,8 +336,13 @@ def part_micro(n_batch: int, opts) -> None:
 
     payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
     runner = _internal("jupyter_remote.worker.runner", "jupyter_remote.core.runner")
-    logs = _internal("jupyter_remote.wire.logs", "jupyter_remote.worker.logs",
-                     "jupyter_remote.core.logs")
+    as_future = _find(("jupyter_remote.wire.payload", "as_future"),
+                      ("jupyter_remote.wire.payload", "_as_future"),
+                      ("jupyter_remote.core.payload", "_as_future"))
+    run_batch = _find(("jupyter_remote.worker.kinds", "run_batch"),
+                      ("jupyter_remote.worker.runner", "_run_batch"),
+                      ("jupyter_remote.core.runner", "_run_batch"))
+    sink_cls = _find(("jupyter_remote.worker.capture", "Sink"), ("jupyter_remote.core.logs", "Sink"))
     _say(f"\n== micro: one batch of {n_batch:,} items, each step in this process (best of 5), "
          f"µs per item   [{payload.__name__}, {runner.__name__}]")
     rows: list[tuple[str, float]] = []
@@ -363,15 +380,16 @@ def part_micro(n_batch: int, opts) -> None:
         payload._DependencyPickler.persistent_id = orig
     _say(f"             ({calls[0]:,} persistent_id calls for {n_batch:,} items: "
          f"{calls[0] / n_batch:.1f} per item; {len(data) / n_batch:.1f} bytes per item)")
-    row("   _as_future(obj) alone, over the objects of the items",
-        best_of(lambda: [payload._as_future(o) for it in items for o in (it, it[0], it[1], it[1][0], it[2])]))
+    if as_future is not None:
+        row("   _as_future(obj) alone, over the objects of the items",
+            best_of(lambda: [as_future(o) for it in items for o in (it, it[0], it[1], it[1][0], it[2])]))
 
     row("worker: payload.loads(data)", best_of(lambda: payload.loads(data, tuple(deps))))
     opened = payload.loads(data, tuple(deps))
-    sink = _make_sink(logs.Sink)
-    if sink is not None:
+    sink = _make_sink(sink_cls) if sink_cls is not None else None
+    if sink is not None and run_batch is not None:
         row("worker: runner._run_batch(spec, sink)  [per item: sink.index, try, append, monotonic]",
-            best_of(lambda: runner._run_batch(opened, sink)))
+            best_of(lambda: run_batch(opened, sink)))
         row("worker: runner.execute(spec, sink, ...)  [+ logs.capture, state events]",
             best_of(lambda: runner.execute(dict(opened), sink, "")))
     row("   bare loop: [(True, fn(*a, **kw)) for _, a, kw in items]",
