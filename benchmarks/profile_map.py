@@ -16,6 +16,8 @@ Parts (``--parts``, default all):
   threads): the package's payload pickling vs how Dask ships the same arrays.
 - ``cpu``: CPU seconds (user + system, psutil) of each process during an unprofiled map:
   the notebook, the scheduler, each worker.
+- ``timeline``: a second client polls the scheduler during the map: when the first batch
+  task appears, when every batch is computed, and when the map returns.
 - ``micro``: the same steps, in this process, on one batch, timed one by one (best of 5):
   build the items, pickle the payload (the package's pickler, then plain cloudpickle and
   plain pickle of the same data), unpickle it on the "worker", run the batch loop, pickle
@@ -223,6 +225,66 @@ def part_cpu(fn, client, n: int, opts) -> None:
         _say(f"   {c / n * 1e6:9.1f} µs CPU/item  {k}   (idle for as long: {idle[k] / n * 1e6:.1f})")
     _say(f"   {sum(cpu.values()) / n * 1e6:9.1f} µs CPU/item  all ({sum(cpu.values()) / wall:.2f} "
          "cores busy on average, of 2)")
+
+
+# -- timeline: when the batches are computed vs when the map returns -----------------------
+def _map_task_states(prefix, dask_scheduler=None):
+    import collections as _c
+
+    states = _c.Counter()
+    for key, ts in dask_scheduler.tasks.items():
+        if isinstance(key, str) and key.startswith(prefix):
+            states[ts.state] += 1
+    return dict(states)
+
+
+def part_timeline(fn, client, n: int, opts) -> None:
+    """Poll the scheduler (from a second client) for the map's batch tasks every 0.1 s."""
+    import threading
+
+    from distributed import Client
+
+    _say(f"\n== timeline of f.map(range({n:,})): the batch tasks' states on the scheduler")
+    other = Client(client.scheduler.address, set_as_default=False, timeout=30)
+    prefix = "remote-map"  # the package's key prefix for map batches, as of this writing
+    timeline: list[tuple[float, dict]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            t = perf() - t0
+            timeline.append((t, other.run_on_scheduler(_map_task_states, prefix)))
+            stop.wait(0.1)
+
+    try:
+        with _quiet():
+            fn.map(range(1000))
+        watcher = threading.Thread(target=watch, daemon=True)
+        t0 = perf()
+        watcher.start()
+        with _quiet():
+            fn.map(range(n))
+        end = perf() - t0
+        stop.set()
+        watcher.join(timeout=30)
+    finally:
+        other.close()
+    total = max((sum(st.values()) for _, st in timeline), default=0)
+    marks: dict[str, float] = {"batches": total}
+    for t, st in timeline:
+        if st and "first_task" not in marks:
+            marks["first_task"] = t
+        if total and st.get("memory", 0) == total and "all_computed" not in marks:
+            marks["all_computed"] = t
+    if "all_computed" not in marks:
+        _say(f"   map returned at {end:.2f} s; the watcher never saw all batches computed "
+             f"(key prefix {prefix!r} changed?)")
+        return
+    first, computed = marks["first_task"], marks["all_computed"]
+    _say(f"   first batch task on the scheduler at {first:.2f} s (items built and pickled before)")
+    _say(f"   all {marks['batches']} batches computed (in worker memory) at {computed:.2f} s")
+    _say(f"   map returned at {end:.2f} s: {end - computed:.2f} s ({100 * (end - computed) / end:.0f}%) "
+         "after the last batch was computed, spent moving results to the notebook")
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -487,7 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--batch", type=int, help="items per batch for the micro part "
                     "(default: what automatic batching picks for --items on 2 threads)")
-    ap.add_argument("--parts", default="micro,large,cpu,notebook,workers")
+    ap.add_argument("--parts", default="micro,large,cpu,timeline,notebook,workers")
     ap.add_argument("--cpu-reps", type=int, default=3)
     ap.add_argument("--no-py-spy", dest="py_spy", action="store_false")
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
@@ -506,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         part_micro(opts.batch or -(-n // 8), opts)
     if "large" in parts:
         part_micro_large(13, opts)  # 100 arrays on 2 threads: automatic batches of 13
-    if parts & {"cpu", "notebook", "workers"}:
+    if parts & {"cpu", "timeline", "notebook", "workers"}:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         import jupyter_remote
 
@@ -516,6 +578,8 @@ def main(argv: list[str] | None = None) -> None:
             fn = jupyter_remote.function(inc)
             if "cpu" in parts:
                 part_cpu(fn, client, n, opts)
+            if "timeline" in parts:
+                part_timeline(fn, client, n, opts)
             if "notebook" in parts:
                 part_notebook(fn, n, opts, outdir)
             if "workers" in parts:
