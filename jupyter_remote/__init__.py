@@ -19,16 +19,16 @@ _LAZY = {
     "RemoteFunction": ("jupyter_remote.core.functions", "RemoteFunction"),
     "RemoteRef": ("jupyter_remote.core.refs", "RemoteRef"),
     "get": ("jupyter_remote.core.refs", "get"),
-    "get_env": ("jupyter_remote.core.environments", "get_env"),
+    "get_env": ("jupyter_remote.worker.context", "get_env"),
 }
 
 __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", *_LAZY]
 
 if TYPE_CHECKING:
     from jupyter_remote.core.clusters import Cluster, cluster
-    from jupyter_remote.core.environments import get_env
     from jupyter_remote.core.functions import RemoteFunction, function, remote
     from jupyter_remote.core.refs import RemoteRef, get
+    from jupyter_remote.worker.context import get_env
 
 
 def __getattr__(name: str) -> Any:

@@ -66,6 +66,10 @@ class EmptyCellError(JupyterRemoteError, ValueError):
     """A ``%%remote`` cell with no code."""
 
 
+class EnvironmentBuildError(JupyterRemoteError):
+    """Installing a call's requirements failed; the message carries the installer's error."""
+
+
 class WorkerLostError(JupyterRemoteError):
     """A worker that ran a call, or held a result, died."""
 
@@ -104,7 +108,7 @@ class RemoteTaskError(Exception):
     """Raised by the runner on a worker; holds the failure as opaque bytes.
 
     Its only argument is bytes, so the scheduler can hold it without importing user code.
-    The client turns it back into the original exception (see ``core.payload``).
+    The client turns it back into the original exception (see :mod:`jupyter_remote.wire.failures`).
     The second argument is a one-line summary for logs.
     """
 

@@ -1,7 +1,9 @@
 """Submitting a payload to the runner, and waiting for it while its log streams.
 
 A :class:`Call` is one submission: its id (which tags its log lines on the worker), the
-futures behind it and its :class:`~jupyter_remote.core.logs.CallLog`. ``wait`` blocks the
+futures behind it and its :class:`~jupyter_remote.core.logs.CallLog`. Every task it submits
+calls a stable function of :mod:`jupyter_remote.worker.runner` with an opaque payload
+(:mod:`jupyter_remote.wire.payload`). ``wait`` blocks the
 calling thread until the call ends, handing log lines to a callback *in that thread* (so a
 waiting notebook cell prints them into itself), and turns a timeout or a
 ``KeyboardInterrupt`` into a cancelled call.
@@ -9,17 +11,22 @@ waiting notebook cell prints them into itself), and turns a timeout or a
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import dask
 
-from jupyter_remote.core import logs, payload, registry, runner
+from jupyter_remote import on_scheduler
+from jupyter_remote.core import logs, modules, registry
 from jupyter_remote.core.refs import translate
 from jupyter_remote.exceptions import RemoteTimeoutError, ResourceError
+from jupyter_remote.wire import payload
+from jupyter_remote.worker import runner
 
 _DONE = object()
 
@@ -27,7 +34,7 @@ _DONE = object()
 class Call:
     """One remote call: its futures, its log, and how to stop it."""
 
-    def __init__(self, cluster, label: str, kind: str):
+    def __init__(self, cluster: Any, label: str, kind: str):
         self.id = uuid.uuid4().hex[:12]
         self.cluster = cluster
         self.label = label
@@ -61,7 +68,7 @@ class Call:
         if resources:
             check_resources(self.cluster, resources, self.label)
         spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
-        data, deps = payload.dumps(spec, names)
+        data, deps = dumps(spec, names)
         if env is not None:
             from jupyter_remote.core import environments
 
@@ -114,7 +121,7 @@ class Call:
         self._cancelled = True
         client = self.cluster.client
         keys = [f.key for f in self.futures]
-        running_on = client.run_on_scheduler(runner.where_running, keys)
+        running_on = client.run_on_scheduler(on_scheduler.where_running, keys)
         client.cancel(self.futures)
         outcomes: dict[str, str] = {}
         if running_on:
@@ -133,7 +140,24 @@ class Call:
         return what
 
 
-def check_resources(cluster, resources: dict, label: str) -> None:
+def dumps(spec: Any, names: dict[str, Any] | None = None) -> tuple[bytes, list[Any]]:
+    """The payload of ``spec`` and the futures it depends on; modules imported from files
+    next to the notebook travel by value."""
+    modules.register_local_modules()
+    return payload.dumps(spec, names)
+
+
+def content_key(obj: Any, names: dict[str, Any] | None = None) -> str:
+    """A digest of what ``obj`` pickles to, refs by their keys: equal for an identical
+    call (same code, same input values, same refs) made again."""
+    data, deps = dumps(obj, names)
+    digest = hashlib.sha256(data)
+    for dep in deps:
+        digest.update(str(dep.key).encode())
+    return digest.hexdigest()[:24]
+
+
+def check_resources(cluster: Any, resources: dict[str, float], label: str) -> None:
     """Fail now, rather than wait forever, when no worker offers ``resources``."""
     workers = cluster.client.scheduler_info(n_workers=-1).get("workers", {}).values()
     offered = [w.get("resources") or {} for w in workers]
@@ -161,73 +185,33 @@ def _state_of(futures) -> str:
 
 def wait(
     call: Call,
-    futures: Sequence | None = None,
+    futures: Sequence[Any] | None = None,
     *,
-    fetch: Sequence = (),
+    fetch: Sequence[Any] = (),
     result_event: bool = False,
     timeout: float | None = None,
     on_lines: Callable[[list[logs.LogLine]], None] | None = None,
-) -> list:
+) -> list[Any]:
     """Block until ``futures`` and ``fetch`` are done; return the values of ``fetch``.
 
     The values are fetched on the client's event loop as each one finishes (one hop less
     than ``future.result()`` from this thread). With ``result_event``, the first value may
-    instead arrive as a ``result`` event on the call's stream (sent after its last line). Log lines reach ``on_lines`` in the calling
-    thread as they arrive. A failure raises the user-facing exception; a timeout or an
-    interrupt cancels the call and raises.
+    instead arrive as a ``result`` event on the call's stream (sent after its last line).
+    Log lines reach ``on_lines`` in the calling thread as they arrive. A failure raises the
+    user-facing exception; a timeout or an interrupt cancels the call and raises.
     """
     fetch = list(fetch)
     others = [f for f in (call.futures if futures is None else futures) if f not in fetch]
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    client = call.cluster.client
-    if result_event:
-        # The first fetched value may come on the call's stream: then no fetch is needed.
-        sent = threading.Event()
-
-        def on_event(log: logs.CallLog, lines) -> None:
-            if lines and on_lines is not None:
-                inbox.put(lines)
-            if log.result is not None and not sent.is_set():
-                sent.set()
-                inbox.put((_DONE, 0, True, log.result))
-
-        call.log.listen(on_event, replay=True)
-
-        def first_done(future) -> None:  # failed, cancelled, or a result too big to stream
-            if not sent.is_set():
-                client.loop.add_callback(_fetch, future, 0, inbox, sent)
-
-        fetch[0].add_done_callback(first_done)
-    elif on_lines is not None:
-        call.log.listen(lambda _log, lines: inbox.put(lines) if lines else None, replay=True)
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    _listen(call, fetch, inbox, result_event, on_lines)
     for future in others:
         future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
+    client = call.cluster.client
     for index, future in enumerate(fetch):
         if not (result_event and index == 0):
             client.loop.add_callback(_fetch, future, index, inbox)
-    values: list = [None] * len(fetch)
-    pending = len(fetch) + len(others)
-    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        while pending:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise _Timeout
-            try:
-                item = inbox.get(timeout=left if left is not None else 3600)
-            except queue.Empty:
-                continue
-            if isinstance(item, tuple) and item and item[0] is _DONE:
-                _, index, ok, value = item
-                pending -= 1
-                if not ok:
-                    _drain(inbox, on_lines)
-                    raise translate(value, call.label)
-                if index is not None:
-                    values[index] = value
-            elif on_lines is not None:
-                on_lines(item)
-        _drain(inbox, on_lines)
+        return _collect(call, inbox, len(fetch), len(others), timeout, on_lines)
     except _Timeout:
         call.cancel()
         _drain(inbox, on_lines)
@@ -238,6 +222,61 @@ def wait(
     except KeyboardInterrupt:
         call.cancel()
         raise
+
+
+def _listen(call: Call, fetch: list[Any], inbox: queue.SimpleQueue[Any], result_event: bool,
+            on_lines: Callable[[list[logs.LogLine]], None] | None) -> None:
+    """Lines (and, with ``result_event``, the first value) of ``call`` into ``inbox``."""
+    if not result_event:
+        if on_lines is not None:
+            call.log.listen(lambda _log, lines: inbox.put(lines) if lines else None, replay=True)
+        return
+    # The first fetched value may come on the call's stream: then no fetch is needed.
+    sent = threading.Event()
+    client = call.cluster.client
+
+    def on_event(log: logs.CallLog, lines: list[logs.LogLine]) -> None:
+        if lines and on_lines is not None:
+            inbox.put(lines)
+        if log.result is not None and not sent.is_set():
+            sent.set()
+            inbox.put((_DONE, 0, True, log.result))
+
+    call.log.listen(on_event, replay=True)
+
+    def first_done(future: Any) -> None:  # failed, cancelled, or a result too big to stream
+        if not sent.is_set():
+            client.loop.add_callback(_fetch, future, 0, inbox, sent)
+
+    fetch[0].add_done_callback(first_done)
+
+
+def _collect(call: Call, inbox: queue.SimpleQueue[Any], n_fetch: int, n_others: int,
+             timeout: float | None,
+             on_lines: Callable[[list[logs.LogLine]], None] | None) -> list[Any]:
+    """Take completions and lines from ``inbox`` until every future is done."""
+    values: list[Any] = [None] * n_fetch
+    pending = n_fetch + n_others
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pending:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise _Timeout
+        try:
+            item = inbox.get(timeout=left if left is not None else 3600)
+        except queue.Empty:
+            continue
+        if isinstance(item, tuple) and item and item[0] is _DONE:
+            _, index, ok, value = item
+            pending -= 1
+            if not ok:
+                _drain(inbox, on_lines)
+                raise translate(value, call.label)
+            if index is not None:
+                values[index] = value
+        elif on_lines is not None:
+            on_lines(item)
+    _drain(inbox, on_lines)
     return values
 
 

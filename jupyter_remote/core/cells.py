@@ -1,6 +1,8 @@
-"""A ``%%remote`` cell, independent of IPython: source + namespace in, refs out.
+"""A ``%%remote`` cell, independent of IPython: source + namespace in, names to bind out.
 
-The magic parses its arguments and calls :func:`run_cell`; everything else happens here.
+The magic parses its arguments, calls :func:`run_cell` and binds ``CellResult.bound``;
+everything else happens here: inputs, submission, the refs, functions the cell defines
+(callable in later cells) and the ``--cache`` of identical runs (:class:`CellCache`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import hashlib
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_remote import config
-from jupyter_remote.core import analysis, calls, payload, runner
+from jupyter_remote.core import analysis, calls
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import EmptyCellError, UnknownInputError
+from jupyter_remote.wire.events import LogLine
 
 
 @dataclass
@@ -35,6 +39,7 @@ class CellResult:
     display: dict[str, str] | None = None
     worker: str | None = None
     reused: str | None = None  # with cache=True: the id of the earlier call whose result this is
+    bound: dict[str, Any] = field(default_factory=dict)  # what to bind in the notebook
 
 
 class RemoteDisplay:
@@ -81,73 +86,119 @@ def run_cell(
     outputs: list[str] | None = None,
     get: bool = False,
     wait: bool = True,
-    resources: dict | None = None,
+    resources: dict[str, float] | None = None,
     timeout: float | None = None,
-    on_lines=None,
-    on_call=None,
-    env: dict | None = None,
+    on_lines: Callable[[list[LogLine]], None] | None = None,
+    on_call: Callable[[calls.Call], None] | None = None,
+    env: dict[str, Any] | None = None,
     cache: bool = False,
+    reqs: list[str] | None = None,
+    requirements_file: str | None = None,
 ) -> CellResult:
     """Run ``source`` on one worker of ``cluster`` with inputs from ``namespace``.
 
     Every name the cell binds (or only ``outputs``) comes back as a :class:`RemoteRef`
-    (or, with ``get``, as its value). With ``wait=False`` the refs are returned at once and
-    fill in when the cell finishes. ``on_call(call)`` runs once the call is submitted (for
-    views); ``on_lines`` receives log lines while waiting. ``env`` (an env spec from
-    :func:`jupyter_remote.core.environments.resolve`) runs the cell in that environment.
-    With ``cache``, an identical earlier run (see :class:`CellCache`) is reused instead of
-    running again: ``reused`` of the result then names its call.
+    (or, with ``get``, as its value); ``bound`` of the result holds what to bind in the
+    notebook: functions and classes the cell defines as :class:`RemoteFunction`s that run
+    with the cell's requirements (``reqs``, ``requirements_file``). With ``wait=False`` the
+    refs are returned at once and fill in when the cell finishes. ``on_call(call)`` runs once
+    the call is submitted (for views); ``on_lines`` receives log lines while waiting. ``env``
+    (an env spec from :func:`jupyter_remote.core.environments.resolve`) runs the cell in that
+    environment. With ``cache``, an identical earlier run (see :class:`CellCache`) is reused
+    instead of running again: ``reused`` of the result then names its call.
     """
     filename = filename or f"<{label}>"
     found, inputs = collect_inputs(source, namespace, filename, label)
     names = list(outputs) if outputs else found.outputs
     call = calls.Call(cluster, label, "cell")
-    spec = {
-        "kind": "cell",
-        "source": source,
-        "filename": filename,
-        "inputs": inputs,
-        "outputs": names,
-        "required": list(outputs or ()),
-        "get": get,
-    }
-    key = None
-    if cache:
-        key = CellCache.key(spec, inputs, env, resources)
-        earlier = CellCache.of(cluster).lookup(key)
-        reused = _reuse(earlier, call, get, on_call) if earlier is not None else None
-        if reused is not None:
-            return reused
+    spec = {"kind": "cell", "source": source, "filename": filename, "inputs": inputs,
+            "outputs": names, "required": list(outputs or ()), "get": get}
+    key = CellCache.key(spec, inputs, env, resources) if cache else None
+    reused = _reuse(CellCache.of(cluster).lookup(key), call, get, on_call) if key else None
+    if reused is not None:
+        reused.bound = _bindings(reused, get, function_reqs(reqs, requirements_file))
+        return reused
     main = call.submit(spec, names=inputs, resources=resources, env=env)
-    takes = {}
-    if not get:
-        for name in names:
-            takes[name] = cluster.client.submit(
-                runner.take,
-                call.id,
-                name,
-                f"{name!r} of {label}",
-                main,
-                # one task prefix for every take: Dask learns at once that takes are
-                # quick, so its work stealing leaves them on the worker holding the value
-                key=f"remote-take-{call.id}-{name}",
-                pure=False,
-            )
-        call.futures.extend(takes.values())  # cancelling the call cancels its refs too
-    if on_call is not None:
-        on_call(call)
-    result = CellResult(call)
+    try:  # an interrupt before the wait below begins must cancel the cell too
+        takes = {} if get else _takes(call, main, names, label)
+        if on_call is not None:
+            on_call(call)
+    except KeyboardInterrupt:
+        call.cancel()
+        raise
     if not wait:
-        result.refs = {n: RemoteRef(f, cluster, name=n, call=call) for n, f in takes.items()}
-        _fill_in_when_done(call, main, result.refs)
-        call.finish_when_done()
+        result = _running(call, main, takes, key)
+    else:
+        result = _finished(call, main, takes, get, timeout, on_lines)
         if key is not None:
-            main.add_done_callback(
-                lambda f: CellCache.of(cluster).store(key, call, f, takes)
-                if f.status == "finished" else None
-            )
-        return result
+            CellCache.of(cluster).store(key, call, main, {n: r._future for n, r in result.refs.items()})
+        main.release()
+    result.bound = _bindings(result, get, function_reqs(reqs, requirements_file))
+    return result
 
+
+def function_reqs(reqs: list[str] | None, requirements_file: str | None) -> list[str] | None:
+    """The requirements of a cell as ``reqs=`` of the functions it defines (which then run in
+    the environment they were defined in)."""
+    import os
+
+    out = list(reqs or [])
+    if requirements_file:
+        out.append(f"-r {os.path.abspath(requirements_file)}")
+    return out or None
+
+
+def _bindings(result: CellResult, get: bool, reqs: list[str] | None) -> dict[str, Any]:
+    """What the cell binds in the notebook: values (``get``), else refs, functions and
+    classes callable (``f(x)`` in a later cell runs remotely)."""
+    if get:
+        return dict(result.values)
+    from jupyter_remote.core.functions import RemoteFunction
+
+    return {name: RemoteFunction(ref, ref.cluster, reqs, name=name)
+            if ref.info.get("callable") else ref for name, ref in result.refs.items()}
+
+
+def _takes(call: calls.Call, main: Any, names: list[str], label: str) -> dict[str, Any]:
+    """One small task per bound name, handing its value to a Dask key of its own."""
+    from jupyter_remote.worker import runner
+
+    takes = {}
+    for name in names:
+        takes[name] = call.cluster.client.submit(
+            runner.take,
+            call.id,
+            name,
+            f"{name!r} of {label}",
+            main,
+            # one task prefix for every take: Dask learns at once that takes are
+            # quick, so its work stealing leaves them on the worker holding the value
+            key=f"remote-take-{call.id}-{name}",
+            pure=False,
+        )
+    call.futures.extend(takes.values())  # cancelling the call cancels its refs too
+    return takes
+
+
+def _running(call: calls.Call, main: Any, takes: dict[str, Any], key: str | None) -> CellResult:
+    """The result of a ``--no-wait`` cell: pending refs that fill in when it ends."""
+    cluster = call.cluster
+    result = CellResult(call)
+    result.refs = {n: RemoteRef(f, cluster, name=n, call=call) for n, f in takes.items()}
+    _fill_in_when_done(call, main, result.refs)
+    call.finish_when_done()
+    if key is not None:
+        main.add_done_callback(
+            lambda f: CellCache.of(cluster).store(key, call, f, takes)
+            if f.status == "finished" else None
+        )
+    return result
+
+
+def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
+              timeout: float | None,
+              on_lines: Callable[[list[LogLine]], None] | None) -> CellResult:
+    """Wait for the cell; its refs (or values, with ``get``) and display."""
     try:
         # The cell is done when its description arrives on the log stream; the takes that
         # give each name its own key finish a moment later, on the same worker.
@@ -160,20 +211,17 @@ def run_cell(
             f.release()
         raise
     call.finish("done")
-    result.display = meta["display"]
-    result.worker = meta["worker"]
+    result = CellResult(call, display=meta["display"], worker=meta["worker"])
     if get:
         result.values = meta["values"]
-    else:
-        for name, future in takes.items():
-            info = meta["outputs"].get(name)
-            if info is None:  # bound only on some paths, and not on this run
-                future.release()
-                continue
-            result.refs[name] = RemoteRef(future, cluster, name=name, info={**info, "worker": meta["worker"]})
-    if key is not None:
-        CellCache.of(cluster).store(key, call, main, {n: r._future for n, r in result.refs.items()})
-    main.release()
+        return result
+    for name, future in takes.items():
+        info = meta["outputs"].get(name)
+        if info is None:  # bound only on some paths, and not on this run
+            future.release()
+            continue
+        result.refs[name] = RemoteRef(future, call.cluster, name=name,
+                                      info={**info, "worker": meta["worker"]})
     return result
 
 
@@ -224,7 +272,7 @@ class CellCache:
     def key(spec: dict, inputs: dict, env: dict | None, resources: dict | None) -> str:
         # the file name holds the execution count, which changes on every run
         same = {k: v for k, v in spec.items() if k != "filename"}
-        digest = payload.content_key(same, inputs)
+        digest = calls.content_key(same, inputs)
         extra = f"{env['hash'] if env else ''}|{sorted((resources or {}).items())}"
         return f"{digest}-{hashlib.sha256(extra.encode()).hexdigest()[:12]}"
 
@@ -275,11 +323,13 @@ class CellCache:
         return len(self._runs)
 
 
-def _reuse(run: _Run, call: calls.Call, get: bool, on_call) -> CellResult | None:
+def _reuse(run: _Run | None, call: calls.Call, get: bool, on_call) -> CellResult | None:
     """The result of ``run`` again, as the result of ``call`` (which never runs); None if
-    the run's description cannot be read any more (then the cell runs)."""
+    there is no such run, or its description cannot be read any more (then the cell runs)."""
     from distributed import Future
 
+    if run is None:
+        return None
     try:
         meta = run.main.result(timeout=30)  # the cell's description: small, on the cluster
     except Exception:  # lost since the lookup: run the cell instead

@@ -9,18 +9,18 @@ an entry of dask config ``jupyter-remote.clusters.NAME`` (``address:`` or ``fact
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib
 import logging
-import os
-import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import dask.config
 
 from jupyter_remote import config
+from jupyter_remote._compat import zero_interval
+from jupyter_remote.core import embedded as local_cluster
 from jupyter_remote.core import registry, versions
 from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
 
@@ -100,11 +100,11 @@ class Cluster:
         start = time.monotonic()
         try:
             if self.embedded:
-                self._cluster = _start_embedded()
+                self._cluster = local_cluster.start()
                 self.interactive = bool(config.get("local.interactive"))
                 target: Any = self._cluster
             elif self.factory:
-                self._cluster = _import(self.factory)(**self.kwargs)
+                self._cluster = import_factory(self.factory)(**self.kwargs)
                 target = self._cluster
             else:
                 target = self.address
@@ -135,8 +135,9 @@ class Cluster:
         self.address = client.scheduler.address
         registry.announce(self)  # registry hook: the sidebar lists this kernel's cluster
         versions.check(client, self.name)  # warns once if pickles cannot cross safely
-        if self.interactive and client.scheduler_comm is not None:
-            client.scheduler_comm.interval = 0
+        _register_plugin(client)
+        if self.interactive:
+            zero_interval(client.scheduler_comm)
         return client
 
     def _abandon_start(self) -> None:
@@ -187,12 +188,9 @@ class Cluster:
             "dashboard": self.dashboard_link,
         }
         if self.embedded and self._cluster is not None:
-            out["log"] = embedded_log_path()
+            out["log"] = local_cluster.log_path()
         if self.connected and self._client is not None:
-            workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
-            out["workers"] = len(workers)
-            out["threads"] = sum(w.get("nthreads", 0) for w in workers.values())
-            out["memory"] = sum(w.get("memory_limit", 0) or 0 for w in workers.values())
+            out.update(worker_totals(self._client.scheduler_info(n_workers=-1).get("workers", {})))
         return out
 
     def total_threads(self) -> int:
@@ -215,7 +213,27 @@ class Cluster:
         return f"<Cluster {self.name!r} {self.address or self.factory or ''} ({self.status})>"
 
 
-def _import(path: str):
+def worker_totals(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """``workers``, ``threads`` and ``memory`` of a scheduler's worker listing
+    (``scheduler_info()["workers"]`` or ``identity()["workers"]``)."""
+    return {
+        "workers": len(workers),
+        "threads": sum(int(w.get("nthreads", 0) or 0) for w in workers.values()),
+        "memory": sum(int(w.get("memory_limit", 0) or 0) for w in workers.values()),
+    }
+
+
+def _register_plugin(client: Any) -> None:
+    """Give every worker of the cluster, and every worker that joins later, the package's
+    worker plugin (output capture and cleanup): once per cluster, idempotent."""
+    from jupyter_remote.worker.plugin import NAME, RemotePlugin
+
+    client.register_plugin(RemotePlugin(), name=NAME)
+
+
+def import_factory(path: str) -> Any:
+    """The cluster class (or function) named by an import path such as
+    ``dask_jobqueue.SLURMCluster``."""
     module, _, attr = path.rpartition(".")
     if not module:
         raise ClusterConnectError(f"factory {path!r} is not an import path like 'pkg.Class'")
@@ -226,74 +244,6 @@ def _import(path: str):
             f"cluster factory {path!r} cannot be imported ({exc}); install the package that "
             "provides it in the notebook's environment"
         ) from None
-
-
-def _start_embedded():
-    """Start the embedded cluster: its scheduler in a process of its own by default."""
-    from jupyter_remote.core.tuning import INTERACTIVE_ENV, PARENT_ENV
-
-
-    def cfg(key: str, default: Any = None) -> Any:
-        # one key at a time: dask config then matches `threads_per_worker` set through
-        # DASK_JUPYTER_REMOTE__LOCAL__THREADS_PER_WORKER as well as `threads-per-worker`
-        return config.get(f"local.{key}", default)
-
-    # Read by the processes the cluster starts (not by this one): the kernel's PID for
-    # their orphan watch, and quiet startup logs.
-    os.environ[PARENT_ENV] = str(os.getpid())
-    os.environ[INTERACTIVE_ENV] = "1" if cfg("interactive") else "0"
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    preload = ["jupyter_remote.core.tuning"]
-    common: dict[str, Any] = {
-        "n_workers": cfg("n-workers"),
-        "threads_per_worker": cfg("threads-per-worker"),
-        "dashboard_address": cfg("dashboard-address"),
-    }
-    worker_kwargs = {"memory_limit": cfg("memory-limit"), "preload": preload}
-    if cfg("scheduler-process", True):
-        from distributed.deploy.subprocess import SubprocessCluster
-
-        worker_kwargs["preload_nanny"] = preload
-        # The workers' own logs (Dask's "Compute Failed" for every remote exception, say)
-        # go to a file: inherited, the kernel's stderr would print them into notebook cells.
-        with _stderr_to(embedded_log_path()):
-            cluster = SubprocessCluster(
-                scheduler_kwargs={"preload": preload},
-                worker_kwargs=worker_kwargs,
-                **common,
-            )
-    else:
-        from distributed import LocalCluster
-
-        cluster = LocalCluster(
-            processes=True,
-            scheduler_kwargs={"preload": preload},
-            memory_limit=worker_kwargs["memory_limit"],
-            **common,
-        )
-    return cluster
-
-
-def embedded_log_path() -> str:
-    """Where the embedded cluster of this process writes its logs."""
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), f"jupyter-remote-local-{os.getpid()}.log")
-
-
-@contextlib.contextmanager
-def _stderr_to(path: str):
-    """Point file descriptor 2 at ``path`` while processes are spawned (they inherit it)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.dup2(fd, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(fd)
-        os.close(saved)
 
 
 # -- names ---------------------------------------------------------------------------------

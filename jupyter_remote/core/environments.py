@@ -1,14 +1,15 @@
-"""Requirement specs -> content hash; what the running code sees; the cluster's environments.
+"""Requirement specs -> content hash, in the notebook; the cluster's environments.
 
-In the notebook, :func:`resolve` turns ``--reqs`` strings, ``-r`` files, local wheels, local
-project folders and ``--files`` into a plain dict (an *env spec*) that carries the bytes of
-every local file, so workers on other hosts get them. Its hash covers the normalized
-requirement text, the contents of every referenced local file and the pip options.
+:func:`resolve` turns ``--reqs`` strings, ``-r`` files, local wheels, local project folders
+and ``--files`` into a plain dict (an *env spec*, :mod:`jupyter_remote.wire.envspec`) that
+carries the bytes of every local file, so workers on other hosts get them. Its hash covers
+the normalized requirement text, the contents of every referenced local file and the pip
+options.
 
-On the workers, :mod:`jupyter_remote.core.envstore` builds each spec's environment once per
-host, and :mod:`jupyter_remote.core.envprocess` runs calls in a process of it;
-:func:`get_env` tells the running code what it was given. :func:`cluster_envs` and
-:func:`prune_cluster` manage the environments of a whole cluster from the notebook.
+On the workers, :mod:`jupyter_remote.worker.envstore` builds each spec's environment once per
+host, and :mod:`jupyter_remote.worker.envexec` runs calls in a process of it.
+:func:`cluster_envs` and :func:`prune_cluster` manage the environments of a whole cluster
+from the notebook (:func:`merge_envs` is the one listing the Jupyter server shows too).
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
-import threading
-import time
+from collections.abc import Mapping
 from typing import Any
 
 from jupyter_remote import config
-from jupyter_remote.exceptions import JupyterRemoteError
+from jupyter_remote.exceptions import EnvironmentBuildError
+from jupyter_remote.wire.envspec import describe
 
 _SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "build", "dist", ".ipynb_checkpoints",
               ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
-
-
-class EnvironmentBuildError(JupyterRemoteError):
-    """Installing a call's requirements failed; the message carries pip's error."""
 
 
 # -- client side: specs --------------------------------------------------------------------
@@ -59,38 +55,22 @@ def resolve(
         Extra ``pip install`` options; default ``jupyter-remote.pip-options``.
     """
     base = os.path.abspath(base or os.getcwd())
-    if isinstance(reqs, str):
-        reqs = [reqs]
+    options = _options(pip_options)
+    items = _items([reqs] if isinstance(reqs, str) else list(reqs or ()), requirements_file,
+                   base, options)
     if isinstance(files, str):
         files = [files]
-    if pip_options is None:
-        pip_options = config.get("pip-options") or []
-    if isinstance(pip_options, str):
-        import shlex
-
-        pip_options = shlex.split(pip_options)
-    options = [str(o) for o in pip_options]
-    items: list[tuple[str, str]] = []
-    for r in reqs or ():
-        r = r.strip() if r else ""
-        if r.startswith(("-r ", "--requirement ")):  # a requirements file among the specs
-            items += _read_requirements(os.path.join(base, r.split(None, 1)[1]), options, set())
-        elif r:
-            items.append((r, base))
-    if requirements_file:
-        items += _read_requirements(os.path.join(base, requirements_file), options, set())
     if not items and not files:
         return None
     requirements: list[str] = []
     args: list[str] = []
-    local: list[dict] = []
+    local: list[dict[str, Any]] = []
     for text, where in items:
         entry = _local_entry(text, where)
+        requirements.append(text)
         if entry is None:
-            requirements.append(text)
             args.append(text)
         else:
-            requirements.append(text)
             args.append(f"{{local:{len(local)}}}")
             local.append(entry)
     shipped = _pack_files(list(files), base) if files else None
@@ -110,6 +90,33 @@ def resolve(
             f"{reqs_hash}\0{shipped['sha'] if shipped else ''}".encode()
         ).hexdigest()[:16],
     }
+
+
+def _options(pip_options: list[str] | str | None) -> list[str]:
+    """The pip options of a call: as given, else ``jupyter-remote.pip-options``."""
+    if pip_options is None:
+        pip_options = config.get("pip-options") or []
+    if isinstance(pip_options, str):
+        import shlex
+
+        pip_options = shlex.split(pip_options)
+    return [str(o) for o in pip_options]
+
+
+def _items(reqs: list[str], requirements_file: str | None, base: str,
+           options: list[str]) -> list[tuple[str, str]]:
+    """``(requirement text, the folder it is relative to)`` of every requirement, with the
+    lines of requirements files read (their option lines join ``options``)."""
+    items: list[tuple[str, str]] = []
+    for r in reqs:
+        r = r.strip() if r else ""
+        if r.startswith(("-r ", "--requirement ")):  # a requirements file among the specs
+            items += _read_requirements(os.path.join(base, r.split(None, 1)[1]), options, set())
+        elif r:
+            items.append((r, base))
+    if requirements_file:
+        items += _read_requirements(os.path.join(base, requirements_file), options, set())
+    return items
 
 
 def _read_requirements(path: str, options: list[str], seen: set) -> list[tuple[str, str]]:
@@ -249,98 +256,43 @@ def detach(spec: dict, client) -> tuple[dict, list]:
     return {**spec, "local": local, "files": files}, futures
 
 
-def attach(spec: dict, blobs: tuple) -> dict:
-    """On the worker: put the scattered data back into ``spec`` (see :func:`detach`)."""
-
-    def fill(part: dict) -> dict:
-        if part is None or part.get("blob") is None:
-            return part
-        return {**part, "data": blobs[part["blob"]]}
-
-    return {**spec, "local": [fill(e) for e in spec["local"]], "files": fill(spec["files"])}
-
-
-def describe(spec: dict | None) -> str:
-    """A short label of a spec for messages."""
-    if not spec:
-        return "no requirements"
-    return " ".join(spec["requirements"]) or "no requirements"
-
-
-# -- what the running code sees ------------------------------------------------------------
-_current = threading.local()
-
-
-def get_env() -> dict[str, Any]:
-    """What the running remote code was given: requirements, files, env, cluster workers.
-
-    Keys: ``requirements`` (list of str), ``files`` (names in ``workdir``), ``workdir``,
-    ``hash`` (the environment's key, or None without requirements), ``path`` (the env's
-    folder, or None), ``python`` (the interpreter running the code) and ``workers`` (the
-    addresses of the cluster's workers when the call started).
-    """
-    info = getattr(_current, "info", None)
-    if info is not None:
-        return dict(info)
-    return {"requirements": [], "files": [], "workdir": os.getcwd(), "hash": None, "path": None,
-            "python": sys.executable, "workers": worker_addresses()}
-
-
-_workers_cache: tuple[float, list[str]] = (0.0, [])
-
-
-def worker_addresses(ttl: float = 2.0) -> list[str]:
-    """The cluster's worker addresses, asked of the scheduler by this worker (cached briefly)."""
-    global _workers_cache
-    when, addresses = _workers_cache
-    if time.monotonic() - when < ttl:
-        return list(addresses)
-    try:
-        from distributed import get_worker
-        from distributed.utils import sync
-
-        worker = get_worker()
-    except (ImportError, ValueError):
-        return []
-    try:
-        identity = sync(worker.loop, worker.scheduler.identity)
-        addresses = sorted(identity.get("workers", {}))
-    except Exception:
-        addresses = [worker.address]
-    _workers_cache = (time.monotonic(), addresses)
-    return list(addresses)
-
-
 # -- client side: the cluster's environments -----------------------------------------------
-def cluster_envs(cluster) -> list[dict]:
-    """The environments on ``cluster``'s hosts, one row per hash.
+def cluster_envs(cluster: Any) -> list[dict[str, Any]]:
+    """The environments on ``cluster``'s hosts, one row per hash (see :func:`merge_envs`)."""
+    from jupyter_remote.worker import envstore
+
+    return merge_envs(cluster.client.run(envstore.list_envs, on_error="return"))
+
+
+def merge_envs(replies: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per hash from each worker's ``envstore.list_envs()`` (failures skipped).
 
     Each row: ``hash``, ``requirements``, ``hosts`` (sorted), ``size`` (bytes on the largest
-    host), ``last_used`` (latest, epoch seconds), ``built``, ``in_use`` (on any host).
+    host), ``last_used`` (latest, epoch seconds), ``built``, ``in_use`` (on any host); most
+    recently used first.
     """
-    from jupyter_remote.core import envstore
-
-    replies = cluster.client.run(envstore.list_envs, on_error="return")
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for records in replies.values():
         if isinstance(records, BaseException):
-            continue
+            continue  # a worker without jupyter_remote's store: nothing to show for it
         for record in records:
-            row = rows.setdefault(record["hash"], {
-                "hash": record["hash"], "requirements": record["requirements"], "hosts": [],
-                "size": 0, "last_used": 0.0, "built": record.get("built"), "in_use": False,
+            row = rows.setdefault(str(record["hash"]), {
+                "hash": str(record["hash"]),
+                "requirements": [str(r) for r in record.get("requirements") or []],
+                "hosts": [], "size": 0, "last_used": 0.0, "built": record.get("built"),
+                "in_use": False,
             })
-            if record["host"] not in row["hosts"]:
-                row["hosts"].append(record["host"])
-            row["size"] = max(row["size"], record["size"])
-            row["last_used"] = max(row["last_used"], record["last_used"])
-            row["in_use"] = row["in_use"] or record["in_use"]
+            if str(record.get("host")) not in row["hosts"]:
+                row["hosts"].append(str(record.get("host")))
+            row["size"] = max(row["size"], int(record.get("size") or 0))
+            row["last_used"] = max(row["last_used"], float(record.get("last_used") or 0))
+            row["in_use"] = row["in_use"] or bool(record.get("in_use"))
     for row in rows.values():
         row["hosts"].sort()
     return sorted(rows.values(), key=lambda r: -r["last_used"])
 
 
-def prune_cluster(cluster) -> list[str]:
+def prune_cluster(cluster: Any) -> list[str]:
     """Remove the environments no call uses on ``cluster``'s hosts; the hashes removed.
 
     Idle environment processes (no running call, no cell outputs waiting in them) are
@@ -348,12 +300,16 @@ def prune_cluster(cluster) -> list[str]:
     worker remove (workers of one host share the environments' folder: a process another
     worker had not closed yet would keep an environment that is unused a moment later).
     """
-    from jupyter_remote.core import envprocess
+    from jupyter_remote.worker import envexec
 
-    cluster.client.run(envprocess.close_idle, on_error="return")
-    replies = cluster.client.run(envprocess.prune_here, on_error="return")
+    cluster.client.run(envexec.close_idle, on_error="return")
+    replies = cluster.client.run(envexec.prune_here, on_error="return")
     removed: set[str] = set()
     for got in replies.values():
         if not isinstance(got, BaseException):
             removed.update(got)
     return sorted(removed)
+
+
+__all__ = ["EnvironmentBuildError", "cluster_envs", "describe", "detach", "merge_envs",
+           "prune_cluster", "resolve"]

@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from jupyter_remote import config
-from jupyter_remote.core import calls, logs, payload, runner
+from jupyter_remote.core import calls, views
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.clusters import cluster as resolve_cluster
-from jupyter_remote.core.refs import RemoteRef, _identity
+from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import RemoteTaskError
+from jupyter_remote.wire import payload
+from jupyter_remote.wire.failures import unpack_exception
+from jupyter_remote.worker import runner
 
 _ERRORS = ("raise", "return")
 
@@ -77,7 +80,7 @@ class RemoteFunction:
         # On a worker a RemoteFunction is its function.
         if isinstance(self.fn, RemoteRef):
             return self.fn.__reduce__()
-        return (_identity, (self.fn,))
+        return (payload.identity, (self.fn,))
 
     def __repr__(self) -> str:
         where = self._cluster.name if isinstance(self._cluster, Cluster) else (self._cluster or "default cluster")
@@ -118,12 +121,12 @@ class RemoteFunction:
     cache_size = 128  # results a cached function keeps alive on the cluster
 
     def _cache_key(self, spec: dict) -> str:
-        return f"remote-cached-{self.name}-{payload.content_key(spec)}"
+        return f"remote-cached-{self.name}-{calls.content_key(spec)}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""
         call, future = self._call(args, kwargs)
-        view = _view_factory()
+        view = views.function_view()
         view.start(call)
         try:
             [value] = calls.wait(call, [], fetch=[future], on_lines=view.on_lines)
@@ -173,7 +176,7 @@ class RemoteFunction:
                     resources=self.resources, env=env,
                 )
             )
-        view = _view_factory()
+        view = views.function_view()
         view.start(call)
         try:
             batches = calls.wait(
@@ -194,7 +197,7 @@ class RemoteFunction:
                 if ok:
                     results.append(value)
                 else:
-                    exc = payload.unpack_exception(RemoteTaskError(value), f"{self.name}() item {len(results)}")
+                    exc = unpack_exception(RemoteTaskError(value), f"{self.name}() item {len(results)}")
                     if errors == "raise":
                         exc.add_note(
                             f"item {len(results)} of {len(items)} failed; pass errors='return' "
@@ -234,66 +237,6 @@ class RemoteFunction:
         call.futures.append(future)
         call.finish_when_done()
         return RemoteRef(future, cluster, name=f"{self.name}(...)", call=call)
-
-
-class CallView:
-    """How a call that ``__call__``/``map``/``starmap`` waits on shows meanwhile.
-
-    This base is the plain-text view; the IPython extension installs a richer one with
-    :func:`set_view`. Hooks do nothing else until overridden.
-    """
-
-    def start(self, call: calls.Call) -> None:
-        """Runs in the calling thread once the call is submitted."""
-
-    def on_lines(self, lines: list[logs.LogLine]) -> None:
-        """Runs in the waiting thread as log lines arrive."""
-        print_lines(lines)
-
-    def finish(self, call: calls.Call) -> None:
-        """Runs in the calling thread once the call has ended (``call.log.state`` says how)."""
-
-
-def _view_factory() -> CallView:
-    """The view of a waiting call: the IPython extension's if it set one, else text.
-
-    The factory is kept on the package (``jupyter_remote._call_view``), so loading the
-    extension can set it without importing this module and Dask.
-    """
-    import jupyter_remote
-
-    factory = getattr(jupyter_remote, "_call_view", None) or CallView
-    return factory()
-
-
-def set_view(factory: Callable[[], CallView] | None) -> None:
-    """Use ``factory()`` as the view of waiting calls; ``None`` restores the text view."""
-    import jupyter_remote
-
-    jupyter_remote._call_view = factory  # type: ignore[attr-defined]
-
-
-def print_lines(lines: list[logs.LogLine]) -> None:
-    """The plain-text view: remote stdout to stdout; stderr and log records to stderr."""
-    import sys
-
-    run: list[str] = []
-    out: Any = None
-    for line in lines:  # one write per run of same-stream lines: a flood stays cheap
-        text = logs.format_line(line)
-        stream = sys.stdout if line.get("stream") == "stdout" else sys.stderr
-        level = line.get("level", "") if line.get("stream") == "log" else ""
-        if level and not line.get("text", "").startswith(level):  # the formatter may name it
-            text = f"{level}: {text}"
-        if stream is not out and run:
-            out.write("\n".join(run) + "\n")
-            run = []
-        out = stream
-        run.append(text)
-    if run:
-        out.write("\n".join(run) + "\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
 
 
 def _arg_names(args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -351,4 +294,4 @@ def remote(
     return wrap(fn) if fn is not None else wrap
 
 
-__all__ = ["CallView", "RemoteFunction", "function", "remote", "set_view"]
+__all__ = ["RemoteFunction", "function", "remote"]

@@ -1,105 +1,31 @@
-"""The log stream of remote calls: capture on the worker, routing on the client.
+"""The log stream of remote calls, on the notebook's side: routing and keeping.
 
-Worker side: ``sys.stdout``/``sys.stderr`` are replaced once per worker process by streams
-that send a write to the sink of the call running in the writing thread (or, outside any
-call, to the original stream); a ``logging`` handler does the same for log records, and
-``warnings`` arrive through stderr. A sink batches lines and ships them with
-``Worker.log_event`` from the worker's event loop: one event per loop turn, so a lone print
-leaves at once and a flood is grouped into large events.
-
-Client side: one :class:`LogRouter` per client subscribes to its own topic (events go only
-to the client that made the call) and hands each event to the :class:`CallLog` of its call.
-A ``CallLog`` keeps the whole log and tells its listeners (the views) about new lines and
-state changes; views only draw.
+One :class:`LogRouter` per client subscribes to its own topic (events go only to the client
+that made the call, see :mod:`jupyter_remote.wire.events`) and hands each event to the
+:class:`CallLog` of its call. A ``CallLog`` keeps the whole log (packed, :class:`LogLines`)
+and tells its listeners (the views) about new lines and state changes; views only draw.
+The worker's half, which captures and sends, is :mod:`jupyter_remote.worker.capture`.
 """
 
 from __future__ import annotations
 
 import array
-import asyncio
 import bisect
 import collections
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, TypedDict, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
-# -- wire format ---------------------------------------------------------------------------
-Stream = Literal["stdout", "stderr", "log"]
+from jupyter_remote import on_scheduler
+from jupyter_remote._compat import run_on_scheduler_async
+from jupyter_remote.wire.events import LogEvent, LogLine, PackedLines, pack, topic_for, unpack
 
-
-class LogLine(TypedDict, total=False):
-    stream: Stream
-    text: str  # one line, without its newline
-    t: float  # worker time.time() of the write
-    level: str  # for stream == "log": the record's level name
-    index: int  # for map items: the item's position
+logger = logging.getLogger(__name__)
 
 
-class PackedLines(TypedDict):
-    """Many lines in a few objects (a flood costs the scheduler and client per object).
-
-    ``text[i]`` was written at ``t0 + dt[i] / 1e6``; each run ``[start, stream, level,
-    index]`` describes the lines from ``start`` to the next run's start.
-    """
-
-    text: list[str]
-    t0: float
-    dt: list[int]
-    runs: list[list]
-
-
-class LogEvent(TypedDict, total=False):
-    call: str
-    lines: list[LogLine]  # as plain lines (few), or:
-    packed: PackedLines  # as packed lines (what sinks send)
-    state: str  # "running" | "building" | ...
-    worker: str
-    result: Any  # a cell's description (outputs, display), sent after its last line
-    batch: int  # map progress: this batch has `done` items finished, `failed` of them failed
-    done: int
-    failed: int
-
-
-def pack(lines: list[LogLine]) -> PackedLines:
-    t0 = lines[0].get("t", 0.0) if lines else 0.0
-    runs: list[list] = []
-    key = None
-    for i, line in enumerate(lines):
-        this = (line.get("stream", "stdout"), line.get("level"), line.get("index"))
-        if this != key:
-            key = this
-            runs.append([i, *this])
-    return {
-        "text": [line.get("text", "") for line in lines],
-        "t0": t0,
-        "dt": [int((line.get("t", t0) - t0) * 1e6) for line in lines],
-        "runs": runs,
-    }
-
-
-def unpack(packed: PackedLines, lo: int = 0, hi: int | None = None) -> list[LogLine]:
-    """The lines ``lo`` to ``hi`` of ``packed`` as plain lines."""
-    text, dt, t0, runs = packed["text"], packed["dt"], packed["t0"], packed["runs"]
-    hi = len(text) if hi is None else hi
-    out: list[LogLine] = []
-    for r, (start, stream, level, index) in enumerate(runs):
-        end = runs[r + 1][0] if r + 1 < len(runs) else len(text)
-        if end <= lo or start >= hi:
-            continue
-        extra: dict[str, Any] = {}
-        if level is not None:
-            extra["level"] = level
-        if index is not None:
-            extra["index"] = index
-        for i in range(max(start, lo), min(end, hi)):
-            out.append({"stream": stream, "text": text[i], "t": t0 + dt[i] / 1e6, **extra})  # type: ignore[typeddict-item]
-    return out
-
-
-class LogLines(Sequence):
+class LogLines(Sequence[LogLine]):
     """A call's whole log, kept packed (a 200,000-line flood costs the kernel about a
     quarter of what as many ``LogLine`` dicts would); reads as a sequence of ``LogLine``.
 
@@ -123,7 +49,7 @@ class LogLines(Sequence):
         self._chunks.append(packed)
         self._n += n  # last: readers only look at lines below it
 
-    def extend(self, lines) -> None:
+    def extend(self, lines: Iterable[LogLine]) -> None:
         lines = list(lines)
         if lines:
             self.append_packed(pack(lines))
@@ -135,7 +61,7 @@ class LogLines(Sequence):
     def __getitem__(self, i: int) -> LogLine: ...
     @overload
     def __getitem__(self, i: slice) -> list[LogLine]: ...
-    def __getitem__(self, i):
+    def __getitem__(self, i: int | slice) -> LogLine | list[LogLine]:
         n = self._n
         if isinstance(i, slice):
             start, stop, step = i.indices(n)
@@ -170,194 +96,6 @@ class LogLines(Sequence):
         return f"<LogLines {self._n} lines>"
 
 
-def topic_for(client_id: str) -> str:
-    """The event topic of one client: only that client subscribes to it."""
-    return f"jupyter-remote-logs-{client_id}"
-
-
-# -- worker side ---------------------------------------------------------------------------
-_local = threading.local()
-_install_lock = threading.Lock()
-_installed = False
-
-
-class _RoutedStream:
-    """Stands in for sys.stdout/sys.stderr; sends writes to the current call's sink."""
-
-    def __init__(self, name: Stream, original):
-        self._name = name
-        self._original = original
-
-    def write(self, text: str) -> int:
-        sink = getattr(_local, "sink", None)
-        if sink is None:
-            return self._original.write(text)
-        sink.write(self._name, text)
-        return len(text)
-
-    def flush(self) -> None:
-        sink = getattr(_local, "sink", None)
-        if sink is None:
-            self._original.flush()
-
-    def __getattr__(self, name: str):
-        return getattr(self._original, name)
-
-
-class _RoutedHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        sink = getattr(_local, "sink", None)
-        if sink is None:
-            return
-        try:
-            text = self.format(record)
-        except Exception:
-            text = record.getMessage()
-        for line in text.splitlines() or [""]:
-            sink.add({"stream": "log", "text": line, "t": record.created, "level": record.levelname})
-
-
-def _install() -> None:
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        sys.stdout = _RoutedStream("stdout", sys.stdout)
-        sys.stderr = _RoutedStream("stderr", sys.stderr)
-        handler = _RoutedHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
-        logging.getLogger().addHandler(handler)
-        _installed = True
-
-
-class Sink:
-    """Collects one call's output on the worker and ships it in batches.
-
-    ``emit(event)`` is the transport: on a worker it is ``Worker.log_event`` bound to the
-    client's topic. ``schedule(fn)`` runs ``fn`` soon on the transport's thread (the
-    worker's event loop), which is where batches are cut.
-    """
-
-    def __init__(
-        self,
-        call: str,
-        emit: Callable[[LogEvent], None],
-        schedule: Callable[[Callable[[], None]], None],
-    ):
-        self.call = call
-        self.index: int | None = None
-        self._emit = emit
-        self._schedule = schedule
-        self._lock = threading.Lock()
-        self._pending: list[LogLine] = []
-        self._partial: dict[str, str] = {}
-        self._scheduled = False
-        self.closed = False
-
-    def write(self, stream: Stream, text: str) -> None:
-        if not text:
-            return
-        now = time.time()
-        with self._lock:
-            head = self._partial.pop(stream, "") + text
-            *lines, rest = head.split("\n")
-            if rest:
-                self._partial[stream] = rest
-            for line in lines:
-                self._pending.append(self._line(stream, line, now))
-            self._kick()
-
-    def add(self, line: LogLine) -> None:
-        with self._lock:
-            if self.index is not None:
-                line["index"] = self.index
-            self._pending.append(line)
-            self._kick()
-
-    def state(self, state: str, **info: Any) -> None:
-        self._emit({"call": self.call, "state": state, **info})  # type: ignore[typeddict-item]
-
-    def result(self, value: Any, limit: int = 64 * 1024) -> bool:
-        """Send a small, msgpack-able result after every line; False if it is too big."""
-        import msgpack
-
-        try:
-            if len(msgpack.packb(value)) > limit:
-                return False
-        except Exception:
-            return False
-        self._emit({"call": self.call, "result": value})
-        return True
-
-    def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
-        """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
-        event = {"call": self.call, "state": state, **info}
-
-        async def later() -> None:
-            await asyncio.sleep(delay)
-            if not self.closed:
-                self._emit(event)  # type: ignore[arg-type]
-
-        self._schedule(later)  # type: ignore[arg-type]  # tornado runs coroutines too
-
-    def close(self) -> None:
-        """Ship what is left, partial lines included."""
-        self.closed = True
-        with self._lock:
-            for stream, rest in self._partial.items():
-                self._pending.append(self._line(stream, rest, time.time()))  # type: ignore[arg-type]
-            self._partial.clear()
-        self._flush()
-
-    def _line(self, stream: Stream, text: str, t: float) -> LogLine:
-        line: LogLine = {"stream": stream, "text": text, "t": t}
-        if self.index is not None:
-            line["index"] = self.index
-        return line
-
-    def _kick(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            self._schedule(self._flush)
-
-    def _flush(self) -> None:
-        with self._lock:
-            lines, self._pending = self._pending, []
-            self._scheduled = False
-        if lines:
-            self._emit({"call": self.call, "packed": pack(lines)})
-
-
-class capture:
-    """Route this thread's stdout, stderr and log records to ``sink`` while inside."""
-
-    def __init__(self, sink: Sink):
-        self.sink = sink
-
-    def __enter__(self) -> Sink:
-        _install()
-        self._previous = getattr(_local, "sink", None)
-        _local.sink = self.sink
-        return self.sink
-
-    def __exit__(self, *exc) -> None:
-        _local.sink = self._previous
-        self.sink.close()
-
-
-def worker_sink(call: str, topic: str) -> Sink:
-    """A sink on the current Dask worker that publishes to ``topic``."""
-    from distributed import get_worker
-
-    worker = get_worker()
-
-    def emit(event: LogEvent) -> None:
-        worker.log_event(topic, event)
-
-    return Sink(call, emit, lambda fn: worker.loop.add_callback(fn))
-
-
-# -- client side ---------------------------------------------------------------------------
 Listener = Callable[["CallLog", list[LogLine]], None]
 
 
@@ -413,7 +151,7 @@ class CallLog:
             try:
                 listener(self, lines)
             except Exception:  # a broken view must not break the stream
-                logging.getLogger(__name__).exception("log listener failed")
+                logger.exception("log listener failed")
 
     def set_state(self, state: str) -> None:
         if state in ("done", "failed", "cancelled"):
@@ -482,7 +220,7 @@ class LogRouter:
     history = 200  # finished calls kept for `%remote logs`
     trim_lines = 50_000
 
-    def __init__(self, client):
+    def __init__(self, client: Any):
         self.client = client
         self.topic = topic_for(client.id)
         self._active: dict[str, CallLog] = {}
@@ -514,10 +252,10 @@ class LogRouter:
         with self._lock:
             return list(self._finished.values()) + list(self._active.values())
 
-    def _on_event(self, event) -> None:
+    def _on_event(self, event: tuple[float, LogEvent]) -> None:
         _, msg = event
         with self._lock:
-            call = msg.get("call")
+            call = msg.get("call") or ""
             log = self._active.get(call) or self._finished.get(call)
         if log is not None:
             log.feed(msg)
@@ -529,15 +267,10 @@ class LogRouter:
             self.client.loop.add_callback(self._trim)
 
     async def _trim(self) -> None:
-        topic = self.topic
-
-        def truncate(dask_scheduler=None) -> None:  # travels by value: no import needed there
-            dask_scheduler._broker.truncate(topic)
-
         try:
-            await self.client._run_on_scheduler(truncate)
+            await run_on_scheduler_async(self.client, on_scheduler.truncate_topic, self.topic)
         except Exception:  # an older or stricter scheduler: the events just stay there
-            logging.getLogger(__name__).debug("could not trim %s", topic, exc_info=True)
+            logger.debug("could not trim %s", self.topic, exc_info=True)
         finally:
             self._trimming = False
 

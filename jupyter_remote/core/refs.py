@@ -8,13 +8,15 @@ downloads it explicitly.
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from dask.utils import format_bytes
 
-from jupyter_remote.core import payload
 from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
+from jupyter_remote.wire import payload
+from jupyter_remote.wire.failures import unpack_exception
 
 
 class RemoteRef:
@@ -83,12 +85,17 @@ class RemoteRef:
     def describe(self) -> dict[str, Any]:
         """Ask the worker holding the value for its type, shape, dtype and size.
 
-        Runs next to the data (pinned to a worker that holds it), so nothing moves.
+        Waits for the value if it is still being computed; runs next to the data (pinned to a
+        worker that holds it), so nothing moves.
         """
-        from jupyter_remote.core import runner
+        from jupyter_remote.worker import runner
 
         future = self._future
         client = future.client
+        if not future.done():  # a ref that is still computing has no holder yet
+            done = threading.Event()
+            future.add_done_callback(lambda _f: done.set())
+            done.wait()
         holders = client.who_has([future]).get(future.key) or []
         if holders:
             info = client.submit(
@@ -156,18 +163,12 @@ class RemoteRef:
     def __reduce__(self):
         # Pickled outside a payload (for example inside a Dask collection), a ref is its
         # future: on a worker, Dask turns it back into a usable Future.
-        return (_identity, (self._future,))
-
-
-def _identity(x):
-    return x
+        return (payload.identity, (self._future,))
 
 
 def _check_bound(value: Any) -> Any:
-    from jupyter_remote.core.runner import Unbound
-
     value = payload.unwrap(value)  # a value made in a requirements environment
-    if isinstance(value, Unbound):
+    if isinstance(value, payload.Unbound):
         raise NameError(
             f"{value.label} was not bound when the cell ran (a branch that did not run, "
             "or a module, which never becomes a ref)"
@@ -188,13 +189,13 @@ def translate(exc: BaseException, label: str) -> BaseException:
         )
     if isinstance(exc, CancelledError) or type(exc).__name__ == "FutureCancelledError":
         return RemoteCancelledError(f"{label} was cancelled; run it again to recompute it")
-    return payload.unpack_exception(exc, label)
+    return unpack_exception(exc, label)
 
 
 def _futures_of(refs: Iterable) -> list:
     out = []
     for r in refs:
-        future = payload._as_future(r)
+        future = payload.as_future(r)
         if future is None:
             raise TypeError(f"expected a RemoteRef or a dask Future, got {type(r).__name__}")
         out.append(future)
@@ -224,7 +225,7 @@ def get(ref_or_refs: Any) -> Any:
             label = getattr(failed, "label", "a remote value")
             raise translate(exc, label)  # noqa: B904
         return type(ref_or_refs)(values)
-    future = payload._as_future(ref_or_refs)
+    future = payload.as_future(ref_or_refs)
     if future is not None:
         return RemoteRef(future).get()
     raise TypeError(

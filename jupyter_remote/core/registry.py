@@ -29,12 +29,7 @@ from typing import Any, TypedDict
 
 from jupyter_remote import config
 from jupyter_remote.exceptions import ClusterConnectError, JupyterRemoteError
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
+from jupyter_remote.wire.locks import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +90,13 @@ def pid_alive(pid: object) -> bool:
         return False
     except PermissionError:  # alive, owned by someone else
         return True
+    import psutil
+
     try:  # a zombie (exited, not reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
         return True
 
 
@@ -128,25 +126,9 @@ def _load(fn: str) -> dict[str, Entry]:
 @contextlib.contextmanager
 def _locked() -> Iterator[str]:
     fn = path()
-    directory = os.path.dirname(fn)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd = os.open(fn + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        _lock(fd, True)
-        try:
-            yield fn
-        finally:
-            _lock(fd, False)
-    finally:
-        os.close(fd)
-
-
-def _lock(fd: int, take: bool) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
-    else:  # pragma: no cover (Windows)
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_LOCK if take else msvcrt.LK_UNLCK, 1)
+    os.makedirs(os.path.dirname(fn), mode=0o700, exist_ok=True)
+    with file_lock(fn + ".lock"):
+        yield fn
 
 
 def _save(fn: str, clusters: dict[str, Entry]) -> None:

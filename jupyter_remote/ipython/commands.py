@@ -212,7 +212,7 @@ def logs_cmd(shell, words: list[str]) -> None:
     p.add_argument("call", nargs="?", help="call id (or a unique prefix), or `last`")
     args = _parse(p, words)
     from jupyter_remote.core import clusters
-    from jupyter_remote.core.functions import print_lines
+    from jupyter_remote.core.views import print_lines
 
     logs = sorted(
         (log for c in clusters.all_clusters() if c.connected for log in c.router.calls()),
@@ -239,13 +239,13 @@ def logs_cmd(shell, words: list[str]) -> None:
 
 def _on_cluster(name: str, description: str, flag: str, flag_help: str, words: list[str]):
     """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
-    from jupyter_remote.ipython.magics import _cluster
+    from jupyter_remote.ipython.arguments import cluster
 
     p = _parser(name, description)
     p.add_argument("cluster", nargs="?", default=None)
     p.add_argument(f"--{flag}", action="store_true", help=flag_help)
     args = _parse(p, words)
-    return getattr(args, flag), _cluster(args.cluster)
+    return getattr(args, flag), cluster(args.cluster)
 
 
 def envs_cmd(shell, words: list[str]) -> None:

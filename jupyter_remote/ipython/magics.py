@@ -11,33 +11,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from jupyter_remote.exceptions import UnknownClusterError
-
-
-def _resources(items: list[str] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        try:
-            if not sep or not key:
-                raise ValueError
-            out[key] = float(value)
-        except ValueError:
-            raise UsageError(
-                f"--resources takes KEY=N pairs such as GPU=1 or MEMORY=4e9, got {item!r}"
-            ) from None
-    return out
-
-
-def _parse(magic, line: str):
-    try:
-        return parse_argstring(magic, line)
-    except UsageError:
-        raise
-    except (SystemExit, ValueError) as exc:  # argparse's own exits on bad input
-        raise UsageError(f"{exc}\n{magic.parser.format_usage()}") from None
+from jupyter_remote.ipython import arguments
 
 
 @magics_class
@@ -84,50 +60,39 @@ class RemoteMagics(Magics):
             %%remote --reqs "scikit-learn==1.5.2" ./wheels/mypkg-1.0-py3-none-any.whl --files data.csv
             ...   # runs in an environment with those, built once per host, cached by content
         """
-        args = _parse(self.remote, line)
+        args = arguments.parse(self.remote, line)
         if args.get and args.no_wait:
             raise UsageError("--get and --no-wait cannot be combined: --get waits to download")
         if args.timeout is not None and args.timeout <= 0:
             raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-        resources = _resources(args.resources)
-        env = _env(args)
+        resources = arguments.resources(args.resources)
+        env = arguments.env_spec(args.reqs, args.requirements_file, args.files)
 
         from jupyter_remote.core import cells
         from jupyter_remote.ipython import render
 
-        cluster = _cluster(args.cluster)
+        cluster = arguments.cluster(args.cluster)
         # IPython counts the running cell before running it: its number is one less.
         count = getattr(self.shell, "execution_count", 1) - 1
         label = f"cell In[{count}]" if count > 0 else "remote cell"
-        # One leading newline: the remote traceback's line numbers then match the cell's,
-        # whose line 1 is the %%remote line.
-        source = "\n" + cell
         view = render.cell_view(wait=not args.no_wait)
         __tracebackhide__ = True  # IPython then shows the remote traceback, not ours
         try:
+            # One leading newline: the remote traceback's line numbers then match the
+            # cell's, whose line 1 is the %%remote line.
             result = cells.run_cell(
-                source,
-                self.shell.user_ns,
-                cluster,
-                label=label,
-                filename=f"<remote {label}>",
-                outputs=args.out,
-                get=args.get,
-                wait=not args.no_wait,
-                resources=resources,
-                timeout=args.timeout,
-                on_lines=view.on_lines,
-                on_call=view.start,
-                env=env,
-                cache=args.cache,
+                "\n" + cell, self.shell.user_ns, cluster, label=label,
+                filename=f"<remote {label}>", outputs=args.out, get=args.get,
+                wait=not args.no_wait, resources=resources, timeout=args.timeout,
+                on_lines=view.on_lines, on_call=view.start, env=env, cache=args.cache,
+                reqs=args.reqs, requirements_file=args.requirements_file,
             )
         except Exception as error:
             view.fail(error)
             # Raised on the cluster (see the remote traceback above) or before submitting.
             raise error.with_traceback(None) from error.__cause__
-        bound = result.values if args.get else _bind_functions(result.refs, _reqs(args))
-        self.shell.user_ns.update(bound)
-        view.finish(result, bound)
+        self.shell.user_ns.update(result.bound)
+        view.finish(result, result.bound)
         if result.display is not None:
             return cells.RemoteDisplay(result.display)
         return None
@@ -167,51 +132,6 @@ class RemoteMagics(Magics):
                 + self.remote_line.__doc__
             )
         return handler(self.shell, rest)
-
-
-def _env(args):
-    """The env spec of --reqs/-r/--files (None without them); a bad path is a UsageError."""
-    if not (args.reqs or args.requirements_file or args.files):
-        return None
-    from jupyter_remote.core import environments
-
-    try:
-        return environments.resolve(args.reqs, args.requirements_file, args.files)
-    except (OSError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _cluster(name: str | None):
-    from jupyter_remote.core import clusters
-
-    try:
-        return clusters.cluster(name)
-    except UnknownClusterError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _reqs(args) -> list[str] | None:
-    """The cell's requirements as ``reqs=`` of the functions it defines (which then run in
-    the environment they were defined in)."""
-    import os
-
-    reqs = list(args.reqs or [])
-    if args.requirements_file:
-        reqs.append(f"-r {os.path.abspath(args.requirements_file)}")
-    return reqs or None
-
-
-def _bind_functions(refs: dict, reqs: list[str] | None = None) -> dict:
-    """Functions and classes a cell defines come back callable: ``f(x)`` runs remotely."""
-    from jupyter_remote.core.functions import RemoteFunction
-
-    out = {}
-    for name, ref in refs.items():
-        if ref.info.get("callable"):
-            out[name] = RemoteFunction(ref, ref.cluster, reqs, name=name)
-        else:
-            out[name] = ref
-    return out
 
 
 def load_ipython_extension(ipython) -> None:

@@ -8,9 +8,10 @@ client's event-loop thread. Otherwise (terminal IPython, no ipywidgets, or
 state, worker and elapsed time on stderr, prefixed ``[remote]``, and its lines in the
 waiting thread, so they land in the cell that waits.
 
-Importing this module is cheap (``%load_ext`` imports it): Dask, core and ipywidgets load
-when a call first shows. The ``Function*View`` classes implement the hooks of
-:class:`jupyter_remote.core.functions.CallView` without importing it.
+Importing this module is cheap (``%load_ext`` imports it): Dask and ipywidgets load when a
+call first shows. ``CellView``/``WidgetCellView`` implement the cell view protocol
+(:class:`jupyter_remote.core.views.CellView`), ``FunctionTextView``/``FunctionWidgetView``
+the function view protocol (:class:`jupyter_remote.core.views.FunctionView`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 
 def print_lines(lines) -> None:
-    from jupyter_remote.core.functions import print_lines as text
+    from jupyter_remote.core.views import print_lines as text
 
     text(lines)
 
@@ -91,7 +92,7 @@ def reused_note(result, short: bool = False) -> str:
     return text if short else f"{result.call.label} {text}"
 
 
-class CallView:
+class CellView:
     """The text view of one ``%%remote`` cell.
 
     ``start(call)`` runs once the call is submitted, ``on_lines(lines)`` in the waiting
@@ -147,7 +148,7 @@ class FunctionTextView:
 
 
 # -- widgets -------------------------------------------------------------------------------
-class WidgetCallView(CallView):
+class WidgetCellView(CellView):
     """The widget view of one ``%%remote`` cell: displayed in the cell when submitted, then
     updated by the widget itself from the call's log (also after a ``--no-wait`` cell ends)."""
 
@@ -202,9 +203,9 @@ class FunctionWidgetView:
             self.widget.record()
 
 
-def cell_view(wait: bool = True) -> CallView:
+def cell_view(wait: bool = True) -> CellView:
     """The view of a ``%%remote`` cell in this frontend."""
-    return WidgetCallView(wait) if widgets_enabled() else CallView(wait)
+    return WidgetCellView(wait) if widgets_enabled() else CellView(wait)
 
 
 def function_view():
@@ -229,9 +230,9 @@ def _ref_bundle(ref) -> dict | None:
 def install(shell) -> None:
     """On ``%load_ext``: views for remote functions, and the compact card of refs (a live
     one for pending refs where widgets show)."""
-    import jupyter_remote
+    from jupyter_remote.core import views
 
-    jupyter_remote._call_view = function_view  # what core.functions.set_view does
+    views.set_function_view(function_view)
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.for_type_by_name("jupyter_remote.core.refs", "RemoteRef", _ref_html)
@@ -241,9 +242,9 @@ def install(shell) -> None:
 
 
 def uninstall(shell) -> None:
-    import jupyter_remote
+    from jupyter_remote.core import views
 
-    jupyter_remote._call_view = None
+    views.set_function_view(None)
     html = shell.display_formatter.formatters.get("text/html")
     if html is not None:
         html.pop("jupyter_remote.core.refs.RemoteRef", None)

@@ -21,8 +21,9 @@ from typing import Any
 
 import dask.config
 
+from jupyter_remote._compat import stop_adaptive
 from jupyter_remote.core import registry
-from jupyter_remote.core.clusters import _import
+from jupyter_remote.core.clusters import import_factory
 
 logger = logging.getLogger("jupyter_remote.launcher")
 
@@ -41,7 +42,7 @@ def template(name: str) -> dict[str, Any]:
 def start(entry: registry.Entry):
     spec = template(entry.get("template") or "")
     kwargs = {**(spec.get("kwargs") or {}), **(entry.get("options") or {})}
-    return _import(spec["factory"])(**kwargs)
+    return import_factory(spec["factory"])(**kwargs)
 
 
 def apply(cluster, entry: registry.Entry, applied: dict) -> None:
@@ -61,9 +62,7 @@ def apply(cluster, entry: registry.Entry, applied: dict) -> None:
             applied.get("adaptive"),
         )
     ):
-        if getattr(cluster, "_adaptive", None) is not None:
-            cluster._adaptive.stop()  # a fixed size replaces adaptive scaling
-            cluster._adaptive = None
+        stop_adaptive(cluster)  # a fixed size replaces adaptive scaling
         cluster.scale(workers)
         applied.update(workers=workers, adaptive=None)
         logger.info("scaled to %s workers", workers)

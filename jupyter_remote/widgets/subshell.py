@@ -4,7 +4,7 @@ A kernel handles a frontend's widget messages on its main shell, between cells: 
 cell waits for a remote call, a click on that call's Cancel button would only be seen
 once the cell has ended, too late to matter. ipykernel 7 runs *subshells*, each on its own
 thread with its own queue, and routes a comm's messages to the subshell its comm names
-(``BaseComm._reply_subshell_for``). This module starts one subshell per kernel for
+(private hooks, see :func:`jupyter_remote._compat.route_comm`). This module starts one subshell per kernel for
 jupyter_remote and routes the chosen widgets' messages to it, so their handlers run at once
 even while the main shell is busy.
 
@@ -22,6 +22,8 @@ import logging
 import threading
 import weakref
 
+from jupyter_remote._compat import can_route_comm, create_subshell, route_comm, subshell_manager
+
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _subshells: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # kernel -> subshell id
@@ -34,16 +36,12 @@ def respond_while_busy(widget) -> bool:
     """
     comm = getattr(widget, "comm", None)
     kernel = getattr(comm, "kernel", None)
-    if comm is None or kernel is None or not hasattr(comm, "_reply_subshell_for"):
+    if comm is None or kernel is None or not can_route_comm(comm):
         return False
     subshell = _subshell_of(kernel)
     if subshell is None:
         return False
-
-    def route(_data, _default) -> str:  # called on ipykernel's shell-channel thread
-        return subshell
-
-    comm._reply_subshell_for = route
+    route_comm(comm, subshell)
     return True
 
 
@@ -61,17 +59,15 @@ def _subshell_of(kernel) -> str | None:
 
 
 def _start_subshell(kernel) -> str | None:
-    channel = getattr(kernel, "shell_channel_thread", None)
-    if channel is None or not channel.is_alive():
+    found = subshell_manager(kernel, threading.current_thread())
+    if found is None:
         return None
-    if threading.current_thread() is not channel.parent_thread and channel._manager is None:
-        return None  # only the kernel's own thread may set up the subshell manager
-    manager = channel.manager
+    channel, manager = found
     made: concurrent.futures.Future = concurrent.futures.Future()
 
     def create() -> None:  # subshells are made on the shell-channel thread
         try:
-            made.set_result(manager._create_subshell())
+            made.set_result(create_subshell(manager))
         except BaseException as exc:
             made.set_exception(exc)
 

@@ -1,4 +1,5 @@
-"""What travels: opaque payloads, dependencies cut out at any depth, local modules by value."""
+"""What travels: opaque payloads, dependencies cut out at any depth, local modules by value,
+exceptions with their remote traceback."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from distributed import Future
 from distributed.deploy.subprocess import SubprocessCluster
 
-from jupyter_remote.core import cells, clusters, payload
+from jupyter_remote.core import cells, clusters, modules
 from jupyter_remote.exceptions import RemoteError, RemoteTaskError, SerializationError
+from jupyter_remote.wire import payload
+from jupyter_remote.wire.failures import pack_exception, unpack_exception
 
 
 def test_remote_values_at_any_depth_become_dependencies(local):
@@ -39,22 +42,22 @@ def test_local_modules_travel_by_value(tmp_path, monkeypatch):
     import nearby_helpers
 
     try:
-        assert "nearby_helpers" in payload.register_local_modules(str(tmp_path))
+        assert "nearby_helpers" in modules.register_local_modules(str(tmp_path))
         blob = cloudpickle.dumps(nearby_helpers.f)
         assert b"return 'nearby'" in blob or b"nearby" in blob
         del sys.modules["nearby_helpers"]
         assert cloudpickle.loads(blob)() == "nearby"
     finally:
         cloudpickle.unregister_pickle_by_value(nearby_helpers)
-        payload._registered.discard("nearby_helpers")
+        modules._registered.discard("nearby_helpers")
         sys.modules.pop("nearby_helpers", None)
 
 
 def test_installed_packages_travel_by_reference():
     import numpy
 
-    assert "numpy" not in payload.register_local_modules()
-    assert "jupyter_remote" not in payload.register_local_modules()
+    assert "numpy" not in modules.register_local_modules()
+    assert "jupyter_remote" not in modules.register_local_modules()
     assert numpy  # imported, so it was a candidate
 
 
@@ -62,11 +65,11 @@ def test_exceptions_round_trip_with_their_remote_traceback():
     try:
         {}["k"]
     except KeyError as exc:
-        packed = payload.pack_exception(exc)
+        packed = pack_exception(exc)
     assert isinstance(packed, RemoteTaskError)
     assert isinstance(packed.args[0], bytes)
     assert "KeyError" in str(packed)
-    back = payload.unpack_exception(packed, "cell In[2]")
+    back = unpack_exception(packed, "cell In[2]")
     assert isinstance(back, KeyError)
     assert "Remote traceback (cell In[2])" in str(back.__cause__)
     assert back.__traceback__ is None
@@ -77,7 +80,7 @@ def test_an_exception_that_cannot_travel_becomes_a_remote_error():
         def __reduce__(self):
             raise TypeError("no")
 
-    back = payload.unpack_exception(payload.pack_exception(Odd("strange")))
+    back = unpack_exception(pack_exception(Odd("strange")))
     assert isinstance(back, RemoteError)
     assert "Odd" in str(back) and "strange" in str(back)
 

@@ -1,0 +1,180 @@
+"""Every private hook into Dask, ipykernel and CPython, in one place.
+
+Each function below names the private thing it uses, the versions it was checked on, the
+feature test it makes, and what happens without it (the fallback). Nothing else in the
+package touches a private name of another project, so a new Dask or ipykernel release can
+break only this module, and its tests (``tests/test_compat.py``) say which hook broke.
+
+Checked on: CPython 3.10-3.13, dask/distributed 2025.1-2026.8.0, ipykernel 7.4.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+logger = logging.getLogger(__name__)
+
+
+# -- distributed: batched sends ------------------------------------------------------------
+def zero_interval(stream: Any) -> bool:
+    """Make a ``distributed.batched.BatchedSend`` send at once instead of every 2-10 ms.
+
+    Private: the ``interval`` attribute (distributed 2022.x-2026.8.0; the client's is
+    hard-coded to 10 ms). Feature test: the attribute exists. Fallback: the stream keeps its
+    interval (calls take a few ms longer). Returns whether it was set.
+    """
+    if stream is None or not hasattr(stream, "interval"):
+        return False
+    stream.interval = 0
+    return True
+
+
+# -- distributed: the scheduler's event topics ---------------------------------------------
+def truncate_events(dask_scheduler: Any, topic: str) -> bool:
+    """Forget the events the scheduler keeps for ``topic`` (runs on the scheduler).
+
+    Private: ``Scheduler._broker.truncate`` (distributed 2024.2-2026.8.0). Feature test: the
+    broker and its method exist. Fallback: the events stay, up to
+    ``distributed.admin.low-level-log-length`` per topic.
+    """
+    broker = getattr(dask_scheduler, "_broker", None)
+    truncate = getattr(broker, "truncate", None)
+    if truncate is None:
+        return False
+    truncate(topic)
+    return True
+
+
+async def run_on_scheduler_async(client: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """``client.run_on_scheduler(fn, *args)`` awaited on the client's own event loop.
+
+    Private: ``Client._run_on_scheduler`` (distributed 2022.x-2026.8.0), the coroutine behind
+    the public method, which from the loop's thread would block on itself. Feature test: the
+    method exists. Fallback: the public method with ``asynchronous=True``.
+    """
+    private = getattr(client, "_run_on_scheduler", None)
+    if private is not None:
+        return await private(fn, *args)
+    return await client.run_on_scheduler(fn, *args, asynchronous=True)
+
+
+# -- distributed: the scheduler's tasks ----------------------------------------------------
+class TaskView(NamedTuple):
+    """What the package reads of one of the scheduler's ``TaskState``s."""
+
+    key: Any
+    state: str
+    annotations: dict[str, Any]
+    worker: str | None  # the worker processing it, if it is processing
+    wanted_by: list[str]  # the ids of the clients that want it
+
+
+def scheduler_tasks(dask_scheduler: Any, keys: Iterable[Any] | None = None) -> Iterator[TaskView]:
+    """The scheduler's tasks (only ``keys``, if given) as :class:`TaskView`s (runs on the
+    scheduler).
+
+    Private: ``Scheduler.tasks`` and the ``TaskState`` fields ``state``, ``annotations``,
+    ``processing_on`` and ``who_wants`` (distributed 2022.x-2026.8.0). Feature test: each
+    field read with a default. Fallback: a task without them reads as unannotated.
+    """
+    tasks = getattr(dask_scheduler, "tasks", {})
+    found = list(tasks.items()) if keys is None else [(k, tasks[k]) for k in keys if k in tasks]
+    for key, ts in found:
+        on = getattr(ts, "processing_on", None)
+        yield TaskView(
+            key,
+            str(getattr(ts, "state", "")),
+            dict(getattr(ts, "annotations", None) or {}),
+            getattr(on, "address", None) if on is not None else None,
+            [getattr(c, "client_key", "") for c in (getattr(ts, "who_wants", None) or ())],
+        )
+
+
+def cancel_for(dask_scheduler: Any, key: Any, client_id: str, reason: str) -> bool:
+    """Cancel one task on the scheduler on behalf of the client that wants it.
+
+    Internal: ``Scheduler.stimulus_cancel(keys, client, force, reason, msg)`` (distributed
+    2024.x-2026.8.0). Feature test: the method exists. Fallback: nothing is cancelled (the
+    owner's own Cancel still works).
+    """
+    cancel = getattr(dask_scheduler, "stimulus_cancel", None)
+    if cancel is None:
+        return False
+    cancel([key], client_id, force=True, reason=reason, msg=None)
+    return True
+
+
+# -- distributed: deployments --------------------------------------------------------------
+def stop_adaptive(cluster: Any) -> None:
+    """Stop a deployment's adaptive scaling (a fixed size replaces it).
+
+    Private: ``Cluster._adaptive`` (distributed 2021.x-2026.8.0), the ``Adaptive`` that
+    ``adapt()`` starts. Feature test: the attribute exists and is set. Fallback: nothing to
+    stop.
+    """
+    adaptive = getattr(cluster, "_adaptive", None)
+    if adaptive is not None:
+        adaptive.stop()
+        cluster._adaptive = None
+
+
+# -- CPython: interrupting a thread --------------------------------------------------------
+def async_raise(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Raise ``exc_type`` in the thread ``thread_id`` at its next bytecode.
+
+    C API: ``PyThreadState_SetAsyncExc`` (CPython 3.7-3.13). Feature test: ``ctypes.pythonapi``
+    has it (not on PyPy). Fallback: nothing is raised (the call runs to its end). Returns
+    whether exactly one thread was hit.
+    """
+    set_async_exc = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
+    if set_async_exc is None:
+        return False
+    hit = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+    return bool(hit == 1)
+
+
+# -- ipykernel: subshells ------------------------------------------------------------------
+def can_route_comm(comm: Any) -> bool:
+    """Whether ``comm``'s messages can be routed to a subshell of its kernel.
+
+    Private: ``BaseComm._reply_subshell_for`` (ipykernel 7.4). Feature test: the attribute.
+    Fallback: the comm's messages are handled between cells, as every comm's.
+    """
+    return hasattr(comm, "_reply_subshell_for")
+
+
+def route_comm(comm: Any, subshell: str) -> None:
+    """Handle ``comm``'s messages on ``subshell`` (see :func:`can_route_comm`)."""
+
+    def route(_data: Any, _default: Any) -> str:  # called on ipykernel's shell-channel thread
+        return subshell
+
+    comm._reply_subshell_for = route
+
+
+def subshell_manager(kernel: Any, current_thread: Any) -> tuple[Any, Any] | None:
+    """The shell-channel thread and its subshell manager, or None where they are missing.
+
+    Private: ``ShellChannelThread._manager`` (set up on first use by the kernel's own thread)
+    and ``.manager`` (ipykernel 7.3-7.4). Fallback: None (no subshell).
+    """
+    channel = getattr(kernel, "shell_channel_thread", None)
+    if channel is None or not channel.is_alive():
+        return None
+    if current_thread is not getattr(channel, "parent_thread", None) and getattr(
+        channel, "_manager", None
+    ) is None:
+        return None  # only the kernel's own thread may set up the subshell manager
+    return channel, channel.manager
+
+
+def create_subshell(manager: Any) -> str:
+    """Create a subshell (on the shell-channel thread); its id.
+
+    Private: ``SubshellManager._create_subshell`` (ipykernel 7.3-7.4). No fallback: the
+    caller catches the error and routes nothing.
+    """
+    return str(manager._create_subshell())

@@ -1,0 +1,205 @@
+"""Output capture on the worker: each call's stdout, stderr, log records and warnings.
+
+``sys.stdout``/``sys.stderr`` are replaced once per process (by the worker plugin when the
+worker starts, or by an environment's process when it starts) with streams that send a write
+to the sink of the call running in the writing thread, or, outside any call, to the original
+stream; a ``logging`` handler does the same for log records, and ``warnings`` arrive through
+stderr. A :class:`Sink` batches one call's lines and ships them as
+:class:`~jupyter_remote.wire.events.LogEvent`s from the worker's event loop: one event per
+loop turn, so a lone print leaves at once and a flood is grouped into large events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from jupyter_remote.wire.events import LogEvent, LogLine, Stream, pack
+
+_local = threading.local()
+_install_lock = threading.Lock()
+_installed = False
+
+
+class _RoutedStream:
+    """Stands in for sys.stdout/sys.stderr; sends writes to the current call's sink."""
+
+    def __init__(self, name: Stream, original: TextIO):
+        self._name = name
+        self._original = original
+
+    def write(self, text: str) -> int:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            return self._original.write(text)
+        sink.write(self._name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            self._original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+class _RoutedHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = getattr(_local, "sink", None)
+        if sink is None:
+            return
+        try:
+            text = self.format(record)
+        except Exception:
+            text = record.getMessage()
+        for line in text.splitlines() or [""]:
+            sink.add({"stream": "log", "text": line, "t": record.created, "level": record.levelname})
+
+
+def install() -> None:
+    """Route this process's stdout, stderr and log records to the sinks of its calls
+    (once per process; writes outside any call still reach the original streams)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        sys.stdout = _RoutedStream("stdout", sys.stdout)
+        sys.stderr = _RoutedStream("stderr", sys.stderr)
+        handler = _RoutedHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        logging.getLogger().addHandler(handler)
+        _installed = True
+
+
+def installed() -> bool:
+    """Whether this process's output is routed to its calls' sinks."""
+    return _installed
+
+
+class Sink:
+    """Collects one call's output on the worker and ships it in batches.
+
+    ``emit(event)`` is the transport: on a worker it is ``Worker.log_event`` bound to the
+    client's topic. ``schedule(fn)`` runs ``fn`` soon on the transport's thread (the
+    worker's event loop), which is where batches are cut.
+    """
+
+    def __init__(
+        self,
+        call: str,
+        emit: Callable[[LogEvent], None],
+        schedule: Callable[[Callable[[], Any]], None],
+    ):
+        self.call = call
+        self.index: int | None = None
+        self._emit = emit
+        self._schedule = schedule
+        self._lock = threading.Lock()
+        self._pending: list[LogLine] = []
+        self._partial: dict[str, str] = {}
+        self._scheduled = False
+        self.closed = False
+
+    def write(self, stream: Stream, text: str) -> None:
+        if not text:
+            return
+        now = time.time()
+        with self._lock:
+            head = self._partial.pop(stream, "") + text
+            *lines, rest = head.split("\n")
+            if rest:
+                self._partial[stream] = rest
+            for line in lines:
+                self._pending.append(self._line(stream, line, now))
+            self._kick()
+
+    def add(self, line: LogLine) -> None:
+        with self._lock:
+            if self.index is not None:
+                line["index"] = self.index
+            self._pending.append(line)
+            self._kick()
+
+    def state(self, state: str, **info: Any) -> None:
+        self._emit({"call": self.call, "state": state, **info})  # type: ignore[typeddict-item]
+
+    def result(self, value: Any, limit: int = 64 * 1024) -> bool:
+        """Send a small, msgpack-able result after every line; False if it is too big."""
+        import msgpack
+
+        try:
+            if len(msgpack.packb(value)) > limit:
+                return False
+        except Exception:
+            return False
+        self._emit({"call": self.call, "result": value})
+        return True
+
+    def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
+        """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
+        event: LogEvent = {"call": self.call, "state": state, **info}  # type: ignore[typeddict-item]
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            if not self.closed:
+                self._emit(event)
+
+        self._schedule(later)  # the worker's loop (and an env process's) runs coroutines too
+
+    def close(self) -> None:
+        """Ship what is left, partial lines included."""
+        self.closed = True
+        with self._lock:
+            for stream, rest in self._partial.items():
+                self._pending.append(self._line(stream, rest, time.time()))  # type: ignore[arg-type]
+            self._partial.clear()
+        self._flush()
+
+    def _line(self, stream: Stream, text: str, t: float) -> LogLine:
+        line: LogLine = {"stream": stream, "text": text, "t": t}
+        if self.index is not None:
+            line["index"] = self.index
+        return line
+
+    def _kick(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._pending = self._pending, []
+            self._scheduled = False
+        if lines:
+            self._emit({"call": self.call, "packed": pack(lines)})
+
+
+class capture:
+    """Route this thread's stdout, stderr and log records to ``sink`` while inside."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def __enter__(self) -> Sink:
+        self._previous = getattr(_local, "sink", None)
+        _local.sink = self.sink
+        return self.sink
+
+    def __exit__(self, *exc: object) -> None:
+        _local.sink = self._previous
+        self.sink.close()
+
+
+def worker_sink(call: str, topic: str, worker: Any) -> Sink:
+    """A sink on the Dask ``worker`` that publishes to ``topic``."""
+
+    def emit(event: LogEvent) -> None:
+        worker.log_event(topic, event)
+
+    return Sink(call, emit, lambda fn: worker.loop.add_callback(fn))

@@ -1,0 +1,143 @@
+"""Each private hook of ``_compat`` works on the installed Dask, ipykernel and CPython: when a
+release breaks one, this file says which."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jupyter_remote import _compat
+
+
+def test_zero_interval_sets_a_real_batched_send(local):
+    comm = local.client.scheduler_comm
+    assert _compat.zero_interval(comm) is True
+    assert comm.interval == 0
+    assert _compat.zero_interval(None) is False
+    assert _compat.zero_interval(object()) is False  # the fallback: nothing to set
+
+
+def _events(topic, dask_scheduler=None):
+    return len(dask_scheduler.get_events(topic=topic))
+
+
+def test_truncate_events_empties_a_topic_on_the_scheduler(local):
+    client = local.client
+    topic = "jupyter-remote-compat-test"
+    client.log_event(topic, {"n": 1})
+    deadline = time.monotonic() + 30
+    while client.run_on_scheduler(_events, topic) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    def truncate(topic, dask_scheduler=None):
+        return _compat.truncate_events(dask_scheduler, topic)
+
+    assert client.run_on_scheduler(truncate, topic) is True
+    assert client.run_on_scheduler(_events, topic) == 0
+
+
+def _views(keys, dask_scheduler=None):
+    return [tuple(v) for v in _compat.scheduler_tasks(dask_scheduler, keys)]
+
+
+def test_scheduler_tasks_reads_state_annotations_worker_and_owner(local):
+    import dask
+    from distributed import Event
+
+    client = local.client
+    go = Event(client=client)
+
+    def wait_for(ev):
+        ev.wait(60)
+        return 1
+
+    with dask.annotate(jupyter_remote={"call": "compat"}):
+        future = client.submit(wait_for, go, key="compat-task", pure=False)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the task reaches the scheduler, then a worker
+            found = client.run_on_scheduler(_views, [future.key])
+            if found and found[0][1] == "processing":
+                [(key, state, notes, worker, owners)] = found
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.02)
+        assert key == "compat-task" and notes == {"jupyter_remote": {"call": "compat"}}
+        assert worker in client.scheduler_info(n_workers=-1)["workers"]
+        assert owners == [client.id]
+    finally:
+        go.set()
+    assert future.result(timeout=30) == 1
+    assert client.run_on_scheduler(_views, ["no-such-key"]) == []
+
+
+def test_cancel_for_cancels_a_task_on_behalf_of_its_owner(local):
+    import distributed
+
+    client = local.client
+    future = client.submit(time.sleep, 30, key="compat-cancel", pure=False)
+    deadline = time.monotonic() + 30
+    while not client.run_on_scheduler(_views, [future.key]):  # it has reached the scheduler
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    def cancel(key, owner, dask_scheduler=None):
+        return _compat.cancel_for(dask_scheduler, key, owner, "compat test")
+
+    assert client.run_on_scheduler(cancel, future.key, client.id) is True
+    with pytest.raises((distributed.client.FutureCancelledError, Exception)):
+        future.result(timeout=30)
+    assert future.status == "cancelled"
+
+
+def test_stop_adaptive_stops_a_deployments_adaptive_scaling():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
+        cluster.adapt(minimum=0, maximum=1)
+        assert cluster._adaptive is not None
+        _compat.stop_adaptive(cluster)
+        assert cluster._adaptive is None
+        _compat.stop_adaptive(cluster)  # nothing to stop: no error
+
+
+def test_async_raise_stops_a_python_loop_in_another_thread():
+    caught: list[BaseException] = []
+    started = threading.Event()
+
+    def spin():
+        started.set()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                pass
+        except KeyboardInterrupt as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    assert started.wait(30)
+    assert _compat.async_raise(thread.ident, KeyboardInterrupt) is True
+    thread.join(30)
+    assert not thread.is_alive() and len(caught) == 1
+    assert _compat.async_raise(thread.ident, KeyboardInterrupt) is False  # gone: no thread hit
+
+
+def test_the_installed_ipykernel_has_the_subshell_hooks():
+    from ipykernel.comm import Comm
+    from ipykernel.shellchannel import ShellChannelThread
+    from ipykernel.subshell_manager import SubshellManager
+
+    assert hasattr(ShellChannelThread, "manager")
+    assert hasattr(SubshellManager, "_create_subshell")
+
+    class FakeComm:  # the feature test reads the attribute the real Comm has
+        _reply_subshell_for = Comm._reply_subshell_for
+
+    comm = FakeComm()
+    assert _compat.can_route_comm(comm) and not _compat.can_route_comm(object())
+    _compat.route_comm(comm, "sub-1")
+    assert comm._reply_subshell_for({}, None) == "sub-1"
+    assert _compat.subshell_manager(object(), threading.current_thread()) is None
