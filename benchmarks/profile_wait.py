@@ -72,8 +72,8 @@ def bench(cases, reps=300, warm=30):
         v.sort(); print(f"  {n:32s} median {statistics.median(v):6.2f}  p95 {v[int(.95*len(v))]:6.2f}")
 print("phase 1"); bench(cases)
 def no_state(): 
-    from jupyter_remote.core import logs
-    logs.Sink.state = lambda self, state, **info: None
+    from jupyter_remote.worker import capture
+    capture.Sink.state = lambda self, state, **info: None
     return True
 print(client.run(no_state))
 print("phase 2: workers' Sink.state disabled (no 'running' event per call)")

@@ -6,7 +6,7 @@
 Each setting runs in a fresh child process (the embedded ``local`` cluster is started once
 per process): ``tuned`` is the package default (``jupyter-remote.local.interactive: true``,
 scheduler in its own process, Dask's batched-send intervals zeroed by
-``jupyter_remote.core.tuning``); ``untuned`` sets ``interactive: false`` before the cluster
+``jupyter_remote.preload``); ``untuned`` sets ``interactive: false`` before the cluster
 starts. In each, the raw Dask figures use the very client the package uses, so both sides
 share one cluster. The cells run through a real IPython ``InteractiveShell`` with
 ``%load_ext jupyter_remote``.

@@ -94,9 +94,9 @@ def installer(request):
     """Every environment test runs with each installer the package supports (uv comes with
     the test extra: ``pip install uv`` puts it beside the interpreter)."""
     if request.param == "uv":
-        from jupyter_remote.core import envstore
+        from jupyter_remote.worker import envbuild
 
-        if envstore._find_uv() is None:
+        if envbuild._find_uv() is None:
             pytest.fail("uv is not installed: install the test extra (it brings uv)")
     return request.param
 

@@ -8,7 +8,7 @@ import time
 import dask
 import pytest
 
-from jupyter_remote.core import calls, cells, runner
+from jupyter_remote.core import calls, cells
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import (
     EmptyCellError,
@@ -17,6 +17,7 @@ from jupyter_remote.exceptions import (
     SerializationError,
     UnknownInputError,
 )
+from jupyter_remote.worker import runner, state
 from tests.conftest import IGNORES_INTERRUPT, unpickled_in, wait_for_file_source
 
 
@@ -170,7 +171,7 @@ def test_timeout_cancels_and_interrupts(local):
     # the worker thread was interrupted, not left spinning
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        running = local.client.run(lambda: list(runner._running))
+        running = local.client.run(lambda: list(state._running))
         if not any(running.values()):
             break
         time.sleep(0.1)
@@ -267,7 +268,7 @@ def test_cache_keeps_at_most_its_size(local):
 
 
 def _kept_on_workers(client, call_id):
-    found = client.run(lambda c: list(runner._kept.get(c, ())), call_id)  # looked up there
+    found = client.run(lambda c: list(state._kept.get(c, ())), call_id)  # looked up there
     return {w: held for w, held in found.items() if held}
 
 
@@ -282,7 +283,7 @@ def test_values_of_a_cancelled_cell_that_still_bound_them_are_dropped(local):
     while result.call.log.state != "running" and time.monotonic() < deadline:
         time.sleep(0.01)
     result.call.cancel()
-    while not any(client.run(lambda c: c in runner._ended, call_id).values()):
+    while not any(client.run(lambda c: c in state._ended, call_id).values()):
         assert time.monotonic() < deadline, "the cell never ended on its worker"
         time.sleep(0.05)
     while _kept_on_workers(client, call_id) and time.monotonic() < deadline:

@@ -15,7 +15,8 @@ import dask
 import pytest
 
 import jupyter_remote
-from jupyter_remote.core import cells, environments, envstore, versions
+from jupyter_remote.core import cells, environments, versions, views
+from jupyter_remote.worker import envbuild, envstore
 from tests import wheelhouse
 from tests.conftest import IGNORES_INTERRUPT, wait_until
 
@@ -40,7 +41,7 @@ def report():
 
 
 def record_of(env: dict) -> dict:
-    with open(os.path.join(env["path"], envstore.RECORD)) as f:
+    with open(os.path.join(env["path"], envbuild.RECORD)) as f:
         return json.load(f)
 
 
@@ -95,7 +96,7 @@ def test_second_call_is_a_cache_hit_proven_by_the_build_record(envs_cluster, env
     assert {r["env"]["hash"] for r in again} == {first["env"]["hash"]}
     assert {record_of(r["env"])["build_id"] for r in again} == {record["build_id"]}
     assert record["requirements"] == ["jrtoy==1.0", "jrtoy"]
-    with open(os.path.join(first["env"]["path"], envstore.PIP_LOG)) as log:
+    with open(os.path.join(first["env"]["path"], envbuild.PIP_LOG)) as log:
         assert wheelhouse.INSTALLED[installer] in log.read()
     assert not [d for d in os.listdir(env_root) if d.startswith(".build-")]
 
@@ -274,23 +275,21 @@ def test_version_check_names_mismatches(envs_cluster):
 
 
 def test_the_cell_shows_building_then_the_call_runs(envs_cluster, installer):
-    from jupyter_remote.core import functions
-
     states: list[str] = []
     lines: list[str] = []
 
-    class Recorder(functions.CallView):
+    class Recorder(views.TextFunctionView):
         def start(self, call):
             call.log.listen(lambda log, new: states.append(log.state))
 
         def on_lines(self, new):
             lines.extend(line["text"] for line in new)
 
-    functions.set_view(Recorder)
+    views.set_function_view(Recorder)
     try:
         assert jupyter_remote.function(toy_version, envs_cluster, reqs=["jrtoy==1.0", "jrtoy<3"])() == "1.0"
     finally:
-        functions.set_view(None)
+        views.set_function_view(None)
     assert "building" in states
     assert any(text.startswith(f"[{installer}] ") and wheelhouse.INSTALLED[installer] in text
                for text in lines)
@@ -298,8 +297,8 @@ def test_the_cell_shows_building_then_the_call_runs(envs_cluster, installer):
 
 def test_interrupting_a_call_in_an_env_stops_it_and_the_env_keeps_working(envs_cluster, tmp_path):
     ticks = tmp_path / "ticks"
-    stopped = tmp_path / "stopped"
     ticks.write_text("")
+    stopped = tmp_path / "stopped"
 
     def slow(path, stopped):
         import time
@@ -401,13 +400,13 @@ def test_a_big_local_wheel_travels_once_as_scattered_data(envs_cluster, tmp_path
 def test_the_installer_is_uv_when_found_else_pip(monkeypatch):
     def chosen(setting: str) -> list[str]:
         with dask.config.set({"jupyter-remote.environments.installer": setting}):
-            return envstore.installer("/env/bin/python")
+            return envbuild.installer("/env/bin/python")
 
-    monkeypatch.setattr(envstore, "_find_uv", lambda: None)  # a worker without uv
+    monkeypatch.setattr(envbuild, "_find_uv", lambda: None)  # a worker without uv
     assert chosen("auto")[:3] == [sys.executable, "-m", "pip"]
     with pytest.raises(environments.EnvironmentBuildError, match="uv is not installed"):
         chosen("uv")
-    monkeypatch.setattr(envstore, "_find_uv", lambda: "/usr/bin/uv")
+    monkeypatch.setattr(envbuild, "_find_uv", lambda: "/usr/bin/uv")
     assert chosen("auto") == ["/usr/bin/uv", "pip", "install", "--python", "/env/bin/python"]
     assert chosen("pip")[:3] == [sys.executable, "-m", "pip"]
 
@@ -419,17 +418,17 @@ def test_uv_is_found_beside_the_interpreter_when_not_on_path(monkeypatch, tmp_pa
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     monkeypatch.setattr(sys, "executable", str(fake_bin / "python"))
-    assert envstore._find_uv() is None
+    assert envbuild._find_uv() is None
     (fake_bin / "uv").write_text("#!/bin/sh\n")
     (fake_bin / "uv").chmod(0o755)
-    assert envstore._find_uv() == str(fake_bin / "uv")
+    assert envbuild._find_uv() == str(fake_bin / "uv")
 
 
 def kept_here():
     """In an environment's process: the cells whose values wait there, and those ended."""
-    from jupyter_remote.core import runner
+    from jupyter_remote.worker import state
 
-    return sorted(runner._kept), list(runner._ended)
+    return sorted(state._kept), list(state._ended)
 
 
 def test_values_a_cancelled_cell_bound_in_an_env_are_dropped(envs_cluster):

@@ -74,10 +74,11 @@ def test_interrupt_cancels_the_remote_work(kernel, tmp_path):
     reply, out = execute(
         kc,
         "import time\n"
-        "from jupyter_remote.core import clusters, runner\n"
+        "from jupyter_remote.core import clusters\n"
+        "from jupyter_remote.worker import state\n"
         "c = clusters.cluster('local')\n"
         "for _ in range(50):\n"
-        "    busy = sum(c.client.run(lambda: len(runner._running)).values())\n"
+        "    busy = sum(c.client.run(lambda: len(state._running)).values())\n"
         "    if not busy:\n"
         "        break\n"
         "    time.sleep(0.2)\n"

@@ -34,8 +34,8 @@ def open_when_running(cluster, gate) -> threading.Thread:
 
 def test_a_plain_shell_gets_the_text_view(shell):
     assert not render.widgets_enabled(shell)
-    assert isinstance(render.cell_view(), render.CallView)
-    assert not isinstance(render.cell_view(), render.WidgetCallView)
+    assert isinstance(render.cell_view(), render.CellView)
+    assert not isinstance(render.cell_view(), render.WidgetCellView)
 
 
 def test_text_view_prints_state_and_lines(run, capsys, local, tmp_path):
