@@ -177,9 +177,9 @@ class Peers:
 
     def start_ours(self) -> None:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-        import jupyter_remote
-
         from IPython.testing.globalipapp import start_ipython
+
+        import jupyter_remote
 
         self.ip = start_ipython()
         self.ip.run_line_magic("load_ext", "jupyter_remote")
@@ -477,7 +477,6 @@ def bench_large(p: Peers, opts, results: dict) -> None:
                 t = perf()
                 fn()
                 times[name].append(perf() - t)
-        del arrays
         rates = {k: nbytes / statistics.median(v) for k, v in times.items()}
         sec.entry.update({
             "arrays": count,
@@ -613,7 +612,6 @@ def _abort(signum, frame):
 def main(argv: list[str] | None = None) -> dict:
     opts = parse(argv)
     import distributed
-
     import ipyparallel
 
     results: dict = {

@@ -32,9 +32,9 @@ the raw profiles (``.pstats``, py-spy's collapsed stacks).
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
 import contextlib
+import cProfile
 import importlib
 import io
 import os
@@ -70,7 +70,7 @@ def _say(*a) -> None:
 def top_functions(stats: pstats.Stats, n_items: int, limit: int = 18, sort: str = "tottime") -> None:
     """Top functions by own time, as µs per item."""
     rows = []
-    for (file, line, name), (cc, nc, tt, ct, _callers) in stats.stats.items():
+    for (file, line, name), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         rows.append((tt, ct, nc, f"{os.path.basename(file)}:{line}({name})"))
     key = 0 if sort == "tottime" else 1
     rows.sort(key=lambda r: r[key], reverse=True)
@@ -82,7 +82,7 @@ def top_functions(stats: pstats.Stats, n_items: int, limit: int = 18, sort: str 
 def cum_of(stats: pstats.Stats, *names: str) -> dict[str, tuple[float, int]]:
     """Cumulative seconds and call counts of functions named ``names`` (any module)."""
     out: dict[str, tuple[float, int]] = {}
-    for (file, line, name), (cc, nc, tt, ct, _callers) in stats.stats.items():
+    for (file, _line, name), (_cc, nc, _tt, ct, _callers) in stats.stats.items():
         if name in names:
             label = f"{os.path.basename(file)}:{name}"
             prev = out.get(label, (0.0, 0))
@@ -205,7 +205,7 @@ def part_cpu(fn, client, n: int, opts) -> None:
     with _quiet():
         fn.map(range(1000))
     rows = []
-    for rep in range(opts.cpu_reps):
+    for _rep in range(opts.cpu_reps):
         before = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
         with _quiet():
             t = perf()
@@ -313,7 +313,7 @@ def _disable_profile(path):
 
 
 def part_workers(fn, client, n: int, opts, outdir: str) -> None:
-    _say(f"\n== worker side: py-spy on each worker process (one run), then cProfile in each "
+    _say("\n== worker side: py-spy on each worker process (one run), then cProfile in each "
          "worker's task thread (another run)")
     nthreads = client.nthreads()
     if any(v != 1 for v in nthreads.values()):
@@ -467,7 +467,9 @@ def part_micro(n_batch: int, opts) -> None:
     # What Dask really does with a task's result when the notebook gathers it: the worker
     # answers get_data with {key: to_serialize(value)}; a list value is serialized element by
     # element (distributed.protocol.serialize iterates lists, tuples, sets and dicts).
-    from distributed.protocol import dumps as msg_dumps, loads as msg_loads, to_serialize
+    from distributed.protocol import dumps as msg_dumps
+    from distributed.protocol import loads as msg_loads
+    from distributed.protocol import to_serialize
 
     def dask_roundtrip(value):
         frames = msg_dumps({"status": "OK", "data": {"k": to_serialize(value)}})
@@ -500,7 +502,9 @@ def part_micro(n_batch: int, opts) -> None:
 def part_micro_large(count: int, opts) -> None:
     """Large items: what one batch of 10 MB arrays costs to pickle, vs how Dask ships arrays."""
     import numpy as np
-    from distributed.protocol import dumps as msg_dumps, loads as msg_loads, to_serialize
+    from distributed.protocol import dumps as msg_dumps
+    from distributed.protocol import loads as msg_loads
+    from distributed.protocol import to_serialize
 
     payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
     arrays = [np.full(10 * 2**20 // 8, i, dtype=np.float64) for i in range(count)]
@@ -526,7 +530,6 @@ def part_micro_large(count: int, opts) -> None:
     buffers: list = []
     row("pickle protocol 5 with buffer_callback (out of band, no copy)",
         best_of(lambda: (buffers.clear(), pickle.dumps(items, protocol=5, buffer_callback=buffers.append)), 3))
-    del arrays, items, spec, data
 
 
 def _make_sink(cls):
