@@ -13,7 +13,11 @@ from typing import Any
 
 from jupyter_remote._compat import cancel_for, scheduler_tasks, truncate_events
 
-_QUEUED = {"released", "waiting", "queued", "no-worker"}
+# A call's unfinished tasks are in these states. Not ``released``: a finished cell's task
+# stays there while the tasks that take its names from it hold it (they are its
+# dependents, in memory), and a task that is really about to run passes through
+# ``released`` only for an instant on its way to ``waiting``.
+_QUEUED = {"waiting", "queued", "no-worker"}
 
 
 def where_running(keys: list[str], dask_scheduler: Any = None) -> list[str]:
