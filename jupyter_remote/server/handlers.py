@@ -35,6 +35,14 @@ class _Handler(APIHandler):
         return self.settings["jupyter_remote_manager"]
 
     def body(self) -> Any:
+        """The JSON body; a 400 (never a 500) on a body that is not UTF-8 or not JSON."""
+        try:
+            self.request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise web.HTTPError(
+                400, "%s", f"the request body must be JSON in UTF-8; byte {exc.start} is not "
+                "UTF-8. Send the body encoded as UTF-8."
+            ) from None
         return self.get_json_body()  # a 400 on malformed JSON
 
     def reply(self, model: Any, status: int = 200) -> None:
@@ -55,11 +63,23 @@ class _Handler(APIHandler):
         try:
             return await coro
         except BadRequest as exc:
-            raise web.HTTPError(400, "%s", exc) from None
+            raise web.HTTPError(400, "%s", _cut(str(exc))) from None
         except NotFound as exc:
-            raise web.HTTPError(404, "%s", exc) from None
+            raise web.HTTPError(404, "%s", _cut(str(exc))) from None
         except Conflict as exc:
-            raise web.HTTPError(409, "%s", exc) from None
+            raise web.HTTPError(409, "%s", _cut(str(exc))) from None
+
+
+MAX_MESSAGE = 2000  # characters of an error message sent back (and logged by tornado)
+
+
+def _cut(message: str) -> str:
+    """A message no longer than ``MAX_MESSAGE``: what a request sent is never echoed whole
+    (an 8 MB name would fill the reply and the server log). The manager already cuts the
+    values it quotes; this is the last guard."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[: MAX_MESSAGE - 40]}... ({len(message):,} characters in all)"
 
 
 class TemplatesHandler(_Handler):

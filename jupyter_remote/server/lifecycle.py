@@ -49,12 +49,13 @@ class Lifecycle:
             raise BadRequest("expected a JSON object with 'template' and 'options'")
         unknown = set(body) - {"name", "template", "options"}
         if unknown:
-            raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}")
+            raise BadRequest(f"unknown field(s) {_names(unknown)}; "
+                             "expected 'template', 'options' and optionally 'name'")
         templates = _templates()
         template = body.get("template")
         if template not in templates:
             raise BadRequest(
-                f"template {template!r} is not known; known templates: {', '.join(templates)}"
+                f"template {shown(template)} is not known; known templates: {', '.join(templates)}"
             )
         options = self._options(templates[template], body.get("options", {}))
         name = body.get("name") or self._fresh_name()
@@ -100,7 +101,7 @@ class Lifecycle:
         unknown = set(given) - set(declared)
         if unknown:
             raise BadRequest(
-                f"unknown option(s) {', '.join(sorted(unknown))}; this template takes "
+                f"unknown option(s) {_names(unknown)}; this template takes "
                 f"{', '.join(declared) or 'no options'}"
             )
         out = {}
@@ -111,9 +112,11 @@ class Lifecycle:
                 kind in ("int", "float") and isinstance(value, bool)
             )
             if not ok:
-                raise BadRequest(f"option {opt!r} must be of type {kind}; got {value!r}")
+                raise BadRequest(f"option {opt!r} must be of type {kind}; got {shown(value)}")
             if o.get("minimum") is not None and value < o["minimum"]:
                 raise BadRequest(f"option {opt!r} must be at least {o['minimum']}; got {value!r}")
+            if opt == "n_workers" and value > max_workers():
+                raise BadRequest(_too_many("option 'n_workers'", value))
             out[opt] = value
         return out
 
@@ -234,7 +237,9 @@ def _scale_request(body: Any) -> dict[str, Any]:
     if "workers" in body:
         n = body["workers"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise BadRequest(f"'workers' must be a whole number >= 0; got {n!r}")
+            raise BadRequest(f"'workers' must be a whole number >= 0; got {shown(n)}")
+        if n > max_workers():
+            raise BadRequest(_too_many("'workers'", n))
         return {"workers": n, "adaptive": None}
     adaptive = body["adaptive"]
     lo = adaptive.get("minimum") if isinstance(adaptive, dict) else None
@@ -243,7 +248,34 @@ def _scale_request(body: Any) -> dict[str, Any]:
         raise BadRequest("'adaptive' needs whole numbers 'minimum' and 'maximum'")
     if not 0 <= lo <= hi:
         raise BadRequest(f"adaptive bounds must satisfy 0 <= minimum <= maximum; got {lo}, {hi}")
+    if hi > max_workers():
+        raise BadRequest(_too_many("adaptive 'maximum'", hi))
     return {"adaptive": {"minimum": lo, "maximum": hi}, "workers": None}
+
+
+def max_workers() -> int:
+    """The most workers a request may ask for (``jupyter-remote.server.max-workers``)."""
+    return int(dask.config.get("jupyter-remote.server.max-workers", default=1000))
+
+
+def _too_many(what: str, n: int) -> str:
+    return (f"{what} asks for {n:,} workers, more than jupyter-remote.server.max-workers "
+            f"({max_workers():,}) allows; ask for fewer, or raise that setting in dask config")
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: error messages quote what a
+    request sent, never all of it (an 8 MB name would be echoed into the reply and the log)."""
+    return _cut(repr(value), limit)
+
+
+def _names(names: set[Any]) -> str:
+    """Unknown keys of a request, listed and cut like :func:`shown` (without quotes)."""
+    return _cut(", ".join(sorted(map(str, names))), 80)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
 def valid_name(name: str) -> bool:
