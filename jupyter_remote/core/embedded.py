@@ -5,6 +5,13 @@ Its scheduler runs in a process of its own by default (Dask's ``SubprocessCluste
 kernel then never stalls the cluster. Every process it starts loads
 :mod:`jupyter_remote.preload` (zero send intervals, no orphans) and logs to
 :func:`log_path`, not to the kernel's stderr.
+
+Everything it starts listens on loopback (``jupyter-remote.local.host``; the dashboard on
+``local.dashboard-address``): the dashboard has no authentication and shows task names,
+worker logs and call stacks, so it is not reachable from the network unless config says
+so. Its scheduler drops a worker it has not heard from within ``local.worker-ttl`` (10 s;
+Dask's own default is 5 minutes), so a call on a worker cut off by the network restarts
+elsewhere within seconds.
 """
 
 from __future__ import annotations
@@ -35,11 +42,16 @@ def start() -> Any:
     os.environ[INTERACTIVE_ENV] = "1" if cfg("interactive") else "0"
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     preload = [PRELOAD]
+    host = cfg("host") or "127.0.0.1"
     common: dict[str, Any] = {
         "n_workers": cfg("n-workers"),
         "threads_per_worker": cfg("threads-per-worker"),
         "dashboard_address": cfg("dashboard-address"),
+        "host": host,
     }
+    scheduler_kwargs: dict[str, Any] = {"preload": preload}
+    if cfg("worker-ttl"):
+        scheduler_kwargs["worker_ttl"] = cfg("worker-ttl")
     worker_kwargs = {"memory_limit": cfg("memory-limit"), "preload": preload}
     if cfg("scheduler-process", True):
         from distributed.deploy.subprocess import SubprocessCluster
@@ -49,7 +61,7 @@ def start() -> Any:
         # go to a file: inherited, the kernel's stderr would print them into notebook cells.
         with _stderr_to(log_path()):
             cluster = SubprocessCluster(
-                scheduler_kwargs={"preload": preload},
+                scheduler_kwargs=scheduler_kwargs,
                 worker_kwargs=worker_kwargs,
                 **common,
             )
@@ -58,7 +70,7 @@ def start() -> Any:
 
         cluster = LocalCluster(
             processes=True,
-            scheduler_kwargs={"preload": preload},
+            scheduler_kwargs=scheduler_kwargs,
             memory_limit=worker_kwargs["memory_limit"],
             **common,
         )
