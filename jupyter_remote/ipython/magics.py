@@ -76,6 +76,8 @@ class RemoteMagics(Magics):
         count = getattr(self.shell, "execution_count", 1) - 1
         label = f"cell In[{count}]" if count > 0 else "remote cell"
         view = render.cell_view(wait=not args.no_wait)
+        if not cluster.connected:
+            view.connecting(cluster)  # at once: starting the embedded cluster takes seconds
         __tracebackhide__ = True  # IPython then shows the remote traceback, not ours
         try:
             # One leading newline: the remote traceback's line numbers then match the
@@ -89,13 +91,21 @@ class RemoteMagics(Magics):
             )
         except Exception as error:
             view.fail(error)
-            # Raised on the cluster (see the remote traceback above) or before submitting.
-            raise error.with_traceback(None) from error.__cause__
-        self.shell.user_ns.update(result.bound)
-        view.finish(result, result.bound)
+            # Raised on the cluster or before submitting: shown without our frames.
+            raise render.traceback_for(error).with_traceback(None) from error.__cause__
+        self._bind(result, view)
         if result.display is not None:
             return cells.RemoteDisplay(result.display)
         return None
+
+    def _bind(self, result: Any, view: Any) -> None:
+        """Bind the cell's names in the notebook, and tell the view what they replaced."""
+        from jupyter_remote.ipython.bound import MISSING
+
+        before = {name: self.shell.user_ns.get(name, MISSING) for name in result.bound}
+        self.shell.user_ns.update(result.bound)
+        view.show_bound(result.bound, before)
+        view.finish(result, result.bound)
 
     # -- %remote ---------------------------------------------------------------------------
     @line_magic("remote")

@@ -85,6 +85,42 @@ class _TextLog:
         _status(text + hidden)
 
 
+def starting_words(cluster) -> str:
+    """What a cell says while its cluster starts or connects (the first cell waits for it:
+    2 to 13 s for the embedded cluster, in silence until now)."""
+    if not cluster.embedded:
+        return f"connecting to cluster {cluster.name}…"
+    from jupyter_remote import config
+
+    workers = config.get("local.n-workers")
+    if not workers:  # sized to the machine, as Dask sizes it
+        threads = config.get("local.threads-per-worker")
+        from dask.system import CPU_COUNT
+        from distributed.deploy.utils import nprocesses_nthreads
+
+        workers = max(1, CPU_COUNT // int(threads)) if threads else nprocesses_nthreads()[0]
+    return f"starting {cluster.name} cluster ({workers} worker{'s' if workers != 1 else ''})…"
+
+
+def traceback_for(error: BaseException) -> BaseException:
+    """Make IPython show only what helps the user for an exception a cell raised.
+
+    A remote exception already renders as its remote traceback (see
+    :class:`jupyter_remote.wire.failures.RenderedTraceback`). Our own errors (a cancelled
+    call, an unknown name, a lost worker, a timeout) say everything in their message: one
+    line, no frames of the package. Anything else (a bug) keeps IPython's full traceback.
+    """
+    from jupyter_remote.exceptions import JupyterRemoteError
+
+    if isinstance(error, JupyterRemoteError) and not hasattr(error, "_render_traceback_"):
+        line = f"{type(error).__name__}: {error}"
+        try:
+            error._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    return error
+
+
 def reused_note(result, short: bool = False) -> str:
     """What a ``--cache`` cell that did not run says instead."""
     text = (f"reused the result of call {result.reused} (same code and inputs); "
@@ -104,6 +140,10 @@ class CellView:
         self.call = None
         self._text = _TextLog()
 
+    def connecting(self, cluster) -> None:
+        """Runs before the first use of a cluster that is not connected yet."""
+        _status(starting_words(cluster))
+
     def start(self, call) -> None:
         self.call = call
         self._text.begin(call)
@@ -113,6 +153,15 @@ class CellView:
 
     def fail(self, exc: BaseException) -> None:
         self._text.end()
+
+    def show_bound(self, bound: dict, before: dict) -> None:
+        """Say what the cell bound, and warn of names that changed kind (see :mod:`.bound`)."""
+        from jupyter_remote.ipython import bound as words
+
+        if self.wait and bound:
+            _status("bound " + "; ".join(words.summary(bound)))
+        for warning in words.replaced(bound, before):
+            _status(f"warning: {warning}")
 
     def finish(self, result, bound: dict) -> None:
         if self.call is None:
@@ -155,13 +204,25 @@ class WidgetCellView(CellView):
     def __init__(self, wait: bool = True):
         super().__init__(wait)
         self.widget = None
+        self._placeholder = None  # the "starting…" line shown until the call's widget
+
+    def connecting(self, cluster) -> None:
+        from IPython.display import HTML, display
+
+        words = starting_words(cluster)
+        self._placeholder = display(
+            HTML(f"<div class='jupyter-remote-starting'><i>{words}</i></div>"),
+            display_id=True,
+        )
 
     def start(self, call) -> None:
         from jupyter_remote.widgets import CallWidget
 
         self.call = call
         self.widget = CallWidget(call, waiting=self.wait)
-        self.widget.show(record_when_done=not self.wait)
+        # The widget takes the place of the "starting…" line, if there is one.
+        self.widget.show(record_when_done=not self.wait,
+                         handle=self._placeholder)
 
     def on_lines(self, lines) -> None:
         pass  # the widget draws them as they arrive
@@ -169,6 +230,17 @@ class WidgetCellView(CellView):
     def fail(self, exc: BaseException) -> None:
         if self.widget is not None and self.wait:
             self.widget.record()  # the traceback follows
+        elif self.widget is None and self._placeholder is not None:
+            from IPython.display import HTML
+
+            self._placeholder.update(HTML("<i>not started</i>"))  # the error follows
+
+    def show_bound(self, bound: dict, before: dict) -> None:
+        from jupyter_remote.ipython import bound as words
+
+        if self.widget is not None:
+            self.widget.set_bound(words.summary(bound) if self.wait else [],
+                                  words.replaced(bound, before))
 
     def finish(self, result, bound: dict) -> None:
         if self.widget is None:

@@ -20,27 +20,10 @@ import ipywidgets as w
 
 from jupyter_remote import config
 from jupyter_remote.core.logs import FINAL_STATES, STATE_WORDS, LogLine, format_line
+from jupyter_remote.widgets import theme
 from jupyter_remote.widgets.subshell import respond_while_busy
 
 log = logging.getLogger(__name__)
-
-_STATE_COLORS = {
-    "queued": "#777",
-    "building": "#8a6d00",
-    "running": "#0b63c4",
-    "done": "#1e7b34",
-    "failed": "#b00020",
-    "cancelled": "#777",
-}
-_LEVEL_STYLES = {
-    "DEBUG": "color:#777",
-    "INFO": "color:#0b5394",
-    "WARNING": "color:#9c5700",
-    "ERROR": "color:#b00020;font-weight:bold",
-    "CRITICAL": "color:#fff;background:#b00020;font-weight:bold",
-}
-_STDERR_STYLE = "color:#b00020;background:#fdecee"
-
 
 class Coalescer:
     """Run ``draw`` on an event loop: a lone poke at once, a stream of pokes at most once
@@ -88,10 +71,10 @@ def line_html(line: LogLine) -> str:
     text = html.escape(format_line(line))
     stream = line.get("stream", "stdout")
     if stream == "stderr":
-        return f"<span class='jr-stderr' style='{_STDERR_STYLE}'>{text}</span>"
+        return f"<span class='jr-stderr' style='{theme.STDERR}'>{text}</span>"
     if stream == "log":
         level = line.get("level", "INFO")
-        style = _LEVEL_STYLES.get(level, "")
+        style = theme.LEVEL.get(level, "")
         return f"<span class='jr-log jr-{level.lower()}' style='{style}'>{text}</span>"
     return text
 
@@ -106,6 +89,25 @@ def log_html(lines: list[LogLine]) -> str:
         "white-space:pre-wrap'>"
         f"{body}</pre></div>"
     )
+
+
+def progress_words(log_, final: bool = False) -> str:
+    """A map's progress in words: percent, done of total, failures, rate, time left."""
+    total = max(1, log_.total or 0)
+    done = min(log_.done, total)
+    text = f"{100 * done / total:.0f}% · {log_.progress()}"
+    rate = log_.rate
+    if not final and 0 < done < total and rate > 0:
+        text += f" · about {_duration((total - done) / rate)} left"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{max(seconds, 1):.0f} s"
 
 
 _TIP = "Cancel this call: queued work never starts, running work is interrupted"
@@ -151,20 +153,26 @@ class CallWidget(w.VBox):
         )
         self.note = ""
         self._message = ""
+        self._bound: list[str] = []  # what the cell bound, one line each
+        self._warnings: list[str] = []  # names that changed kind
+        self._workers: set[str] = set()  # every worker the call's lines came from
         self._handle = None
         self._record_when_done = False
         self._recorded = False
         self._drawn_lines = -1
-        self.status = w.HTML()
+        # The status keeps its line; the button never shrinks (flex none); the message and
+        # what the cell bound go in a row of their own below, where long text may wrap.
+        self.status = w.HTML(layout=w.Layout(flex="0 1 auto"))
         self.cancel_button = w.Button(
             description="Cancel", icon="stop", button_style="warning", tooltip=_TIP,
-            layout=w.Layout(width="auto"),
+            layout=w.Layout(width="auto", flex="none"),
         )
         self.cancel_button.on_click(self._on_cancel)
         if not respond_while_busy(self.cancel_button) and waiting:
             self.cancel_button.tooltip = _WAITING_TIP
-        self.message = w.HTML()
+        self.message = w.HTML(layout=w.Layout(width="100%", display="none"))
         self.progress = w.IntProgress(min=0, max=max(1, self.call_log.total or 1), value=0,
+                                      description="progress", style={"description_width": "0"},
                                       layout=w.Layout(width="40%"))
         self.progress_text = w.HTML()
         self.hidden = w.HTML()
@@ -174,7 +182,7 @@ class CallWidget(w.VBox):
             progress_row.layout.display = "none"
         super().__init__([
             w.HBox([self.status, self.cancel_button, self.message],
-                   layout=w.Layout(align_items="center")),
+                   layout=w.Layout(align_items="center", flex_flow="row wrap")),
             progress_row,
             self.hidden,
             self.lines,
@@ -184,8 +192,15 @@ class CallWidget(w.VBox):
         loop = call.cluster.client.loop
         self._loop = loop
         self._coalescer = Coalescer(loop, self.MIN_INTERVAL, self._draw)
-        self.call_log.listen(lambda log_, _lines: self._coalescer.poke(log_.state in FINAL_STATES))
+        self.call_log.listen(self._on_log)
         loop.add_callback(self._tick)
+
+    def _on_log(self, log_, _lines) -> None:
+        # Read here, at each event, rather than at a (coalesced) draw: a map's batches move
+        # between workers faster than the view redraws.
+        if log_.worker:
+            self._workers.add(log_.worker)
+        self._coalescer.poke(log_.state in FINAL_STATES)
 
     # -- the plain-text record ---------------------------------------------------------
     def as_text(self) -> str:
@@ -198,6 +213,9 @@ class CallWidget(w.VBox):
                 head += f" · {extra}"
         lines, hidden = log_.tail(self.max_lines)
         out = [head]
+        if self._bound:
+            out.append("bound " + "; ".join(self._bound))
+        out.extend(f"warning: {text}" for text in self._warnings)
         if hidden:
             out.append(f"… {hidden:,} earlier lines hidden; `%remote logs {self.call.id}` "
                        "replays the whole log")
@@ -210,19 +228,31 @@ class CallWidget(w.VBox):
             data["text/plain"] = self.as_text()
         return data
 
-    def show(self, *, record_when_done: bool = False) -> None:
-        """Display in the current cell. ``record()`` later refreshes the text record of that
-        output; with ``record_when_done`` the widget does so itself when the call ends."""
+    def show(self, *, record_when_done: bool = False, handle=None) -> None:
+        """Display in the current cell, or in place of ``handle``'s output (a display
+        handle). ``record()`` later refreshes the text record of that output; with
+        ``record_when_done`` the widget does so itself when the call ends."""
         from IPython.display import display
 
         self._record_when_done = record_when_done
-        self._handle = display(self, display_id=True)
+        if handle is not None:
+            handle.update(self)
+            self._handle = handle
+        else:
+            self._handle = display(self, display_id=True)
 
     def record(self) -> None:
         """Refresh the text record of the displayed output (display updates go by id, not
         by cell, so any thread may do this)."""
         if self._handle is not None:
             self._handle.update(self)
+
+    def set_bound(self, lines: list[str], warnings: list[str]) -> None:
+        """What the cell bound (one line per name) and names that changed kind, shown
+        below the status (see :mod:`jupyter_remote.ipython.bound`)."""
+        self._bound = list(lines)
+        self._warnings = list(warnings)
+        self._coalescer.poke(now=True)
 
     def set_note(self, text: str) -> None:
         """A short remark after the status (e.g. the names a ``--no-wait`` cell bound)."""
@@ -237,49 +267,82 @@ class CallWidget(w.VBox):
             self._loop.call_later(1.0, self._tick)
 
     def _draw(self) -> None:
-        log_ = self.call_log
-        call = self.call
-        now = log_.state  # read once: it may change on another thread while we draw
+        now = self.call_log.state  # read once: it may change on another thread while we draw
         # Lines first, status last: a frontend that sees the final state has every line.
-        total = len(log_.lines)
-        if total != self._drawn_lines:
-            self._drawn_lines = total
-            lines, hidden = log_.tail(self.max_lines)
-            self.hidden.value = (
-                f"<span class='jr-hidden' style='color:#777'>… {hidden:,} earlier lines hidden "
-                f"(this view keeps the last {self.max_lines:,}); "
-                f"<code>%remote logs {call.id}</code> replays the whole log</span>"
-                if hidden else ""
-            )
-            self.lines.value = log_html(lines) if lines else ""
-            if hasattr(self, "_coalescer"):
-                self._coalescer.interval = min(
-                    self.max_interval, max(self.MIN_INTERVAL, len(lines) * self.PER_LINE)
-                )
-        if log_.total is not None:
-            self.progress.max = max(1, log_.total)
-            self.progress.value = min(log_.done, log_.total)
-            self.progress.bar_style = (
-                "danger" if log_.failed else "success" if now == "done" else "info"
-            )
-            self.progress_text.value = html.escape(log_.progress())
-        self.cancel_button.disabled = now in FINAL_STATES
-        self.message.value = f"<i>{html.escape(self._message)}</i>" if self._message else ""
-        color = _STATE_COLORS.get(now, "#333")
-        state = html.escape(STATE_WORDS.get(now, now))
-        parts = [
-            f"<b>{html.escape(call.label)}</b> on <code>{html.escape(call.cluster.name)}</code>",
-            f"<span class='jr-state' style='color:{color};font-weight:bold'>{state}</span>",
-            f"{log_.elapsed:.1f} s",
-        ]
-        if log_.worker:
-            parts.append(f"worker <code>{html.escape(log_.worker)}</code>")
-        if self.note:
-            parts.append(html.escape(self.note))
-        self.status.value = " · ".join(parts)
+        self._draw_lines()
+        if self.call_log.total is not None:
+            self._draw_progress(now)
+        if now in FINAL_STATES:
+            self.cancel_button.layout.display = "none"  # nothing left to cancel
+        self._draw_message()
+        self.status.value = self._status_html(now)
         if now in FINAL_STATES and self._record_when_done and not self._recorded:
             self._recorded = True
             self.record()
+
+    def _draw_lines(self) -> None:
+        log_ = self.call_log
+        total = len(log_.lines)
+        if total == self._drawn_lines:
+            return
+        self._drawn_lines = total
+        lines, hidden = log_.tail(self.max_lines)
+        self.hidden.value = (
+            f"<span class='jr-hidden' style='color:{theme.MUTED}'>… {hidden:,} earlier lines "
+            f"hidden (this view keeps the last {self.max_lines:,}); "
+            f"<code>%remote logs {self.call.id}</code> replays the whole log</span>"
+            if hidden else ""
+        )
+        self.lines.value = log_html(lines) if lines else ""
+        if hasattr(self, "_coalescer"):
+            self._coalescer.interval = min(
+                self.max_interval, max(self.MIN_INTERVAL, len(lines) * self.PER_LINE)
+            )
+
+    def _draw_progress(self, now: str) -> None:
+        log_ = self.call_log
+        self.progress.max = max(1, log_.total or 0)
+        self.progress.value = min(log_.done, log_.total or 0)
+        self.progress.bar_style = "danger" if log_.failed else "success" if now == "done" else "info"
+        self.progress_text.value = html.escape(progress_words(log_, final=now in FINAL_STATES))
+
+    def _draw_message(self) -> None:
+        """The row below the status: Cancel's answer, what the cell bound, warnings."""
+        rows = [f"<i>{html.escape(self._message)}</i>"] if self._message else []
+        if self._bound:
+            rows.append("bound " + "; ".join(f"<code>{html.escape(b)}</code>" for b in self._bound))
+        rows.extend(
+            f"<span class='jr-warning' style='color:{theme.STATE['building']}'>⚠ "
+            f"{html.escape(text)}</span>" for text in self._warnings
+        )
+        self.message.value = (
+            "<div style='line-height:1.4;white-space:normal;overflow-wrap:anywhere'>"
+            + "<br>".join(rows) + "</div>" if rows else ""
+        )
+        self.message.layout.display = None if rows else "none"
+
+    def _status_html(self, now: str) -> str:
+        log_ = self.call_log
+        call = self.call
+        state = html.escape(STATE_WORDS.get(now, now))
+        parts = [
+            f"<b>{html.escape(call.label)}</b> on <code>{html.escape(call.cluster.name)}</code>",
+            f"<span class='jr-state' style='color:{theme.STATE.get(now, theme.MUTED)};"
+            f"font-weight:bold'>{state}</span>",
+            f"{log_.elapsed:.1f} s",
+        ]
+        workers = sorted(self._workers | ({log_.worker} if log_.worker else set()))
+        if log_.total is not None and workers:
+            where = html.escape("\n".join(workers), quote=True)
+            plural = "s" if len(workers) > 1 else ""
+            parts.append(f"<span class='jr-workers' title='{where}'>on {len(workers)} "
+                         f"worker{plural}</span>")
+        elif log_.worker:
+            parts.append(f"worker <code>{html.escape(log_.worker)}</code>")
+        if self.note:
+            parts.append(html.escape(self.note))
+        # each part keeps its own line; the row breaks between parts, never inside one
+        return " · ".join(f"<span style='white-space:nowrap'>{part}</span>" for part in parts)
 
     # -- actions (on jupyter_remote's subshell thread, or the kernel's main thread) -------
     def _on_cancel(self, _button) -> None:

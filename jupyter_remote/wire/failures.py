@@ -4,6 +4,12 @@ The worker wraps it in :class:`~jupyter_remote.exceptions.RemoteTaskError`, whos
 argument is plain bytes (so the scheduler holds it without importing user code), with the
 traceback formatted where the cell's source is known; the notebook turns it back into the
 original exception, the remote traceback as its cause.
+
+The notebook shows such an exception through IPython's ``_render_traceback_`` protocol (the
+one ipyparallel uses for its engines' errors): the remote frames, with the cell's lines,
+then the exception; none of the local frames the exception was re-raised through, which
+are the package's plumbing. :class:`RenderedTraceback` is that renderer: a plain picklable
+object set on the exception, so nothing here imports IPython.
 """
 
 from __future__ import annotations
@@ -46,6 +52,38 @@ def pack_exception(exc: BaseException) -> RemoteTaskError:
     return RemoteTaskError(pickle.dumps(info), f"{info['type']}: {info['message']}"[:200])
 
 
+_RED, _BOLD_RED, _RESET = "\x1b[0;31m", "\x1b[1;31m", "\x1b[0m"
+
+
+class RenderedTraceback:
+    """What IPython shows for an exception raised remotely (its ``_render_traceback_``).
+
+    ``text`` is the remote traceback as the worker formatted it (it ends with the
+    exception line); ``where`` says which call raised it. IPython calls the object and
+    prints the lines it returns instead of a traceback of local frames.
+    """
+
+    def __init__(self, type_name: str, text: str, where: str = "") -> None:
+        self.type_name = type_name
+        self.text = text
+        self.where = where
+
+    def __call__(self) -> list[str]:
+        lines = self.text.rstrip().splitlines()
+        if lines and lines[0].startswith("Traceback"):
+            lines = lines[1:]  # our own header below says it once
+        where = f" in {self.where}" if self.where else ""
+        head = f"{_RED}{'-' * 75}{_RESET}"
+        title = f"{_BOLD_RED}{self.type_name}{_RESET}".ljust(42 + len(_BOLD_RED) + len(_RESET))
+        out = [head, f"{title} Remote traceback{where} (most recent call last)"]
+        if lines:
+            last = lines[-1]
+            name, sep, rest = last.partition(":")
+            if sep and " " not in name:
+                lines[-1] = f"{_BOLD_RED}{name}{_RESET}:{rest}"
+        return out + lines
+
+
 def unpack_exception(error: BaseException, where: str = "") -> BaseException:
     """Turn a :class:`RemoteTaskError` into the original exception, remote traceback attached.
 
@@ -65,4 +103,11 @@ def unpack_exception(error: BaseException, where: str = "") -> BaseException:
     header = f"Remote traceback{f' ({where})' if where else ''}:\n"
     exc.__cause__ = RemoteTraceback(header + info["traceback"].rstrip())
     exc.__traceback__ = None
+    short = info["type"].rpartition(".")[2] or info["type"]
+    try:  # an exception type that refuses attributes keeps IPython's usual rendering
+        exc._render_traceback_ = RenderedTraceback(  # type: ignore[attr-defined]
+            short, info["traceback"], where
+        )
+    except (AttributeError, TypeError):
+        pass
     return exc
