@@ -4,6 +4,11 @@ A name resolves, in order, to: a cluster already known in this process (``local`
 connected with ``connect``), an address (``tcp://``, ``tls://``, ``ucx://``, ``inproc://``),
 an entry of dask config ``jupyter-remote.clusters.NAME`` (``address:`` or ``factory:`` plus
 ``kwargs:``). Nothing connects or starts until ``Cluster.client`` is first used.
+
+What a cluster tells about itself (``status``, ``info``, ``dashboard_link``) answers at once
+from what is known, never by waiting on a scheduler: a dead cluster shows as
+``unreachable since HH:MM:SS`` (the moment the notebook first saw its connection gone),
+and ``info`` asks a live scheduler for its workers with a bound of ``INFO_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL = "local"
 _SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
+INFO_TIMEOUT = 1.0  # seconds `info` may wait on a live scheduler for its worker listing
 
 _lock = threading.RLock()
 _clusters: dict[str, Cluster] = {}
@@ -73,30 +79,51 @@ class Cluster:
         self.source = source
         self.interactive = False
         self.error: str | None = None
+        self.unreachable_since: float | None = None  # when its connection was seen gone
+        self._dashboard: str | None = None
         self._client = None
-        self._cluster = None  # the deployment object we started, if any
+        self._cluster: Any = None  # the deployment object we started, if any
         self._router = None
         self._lock = threading.Lock()
 
     # -- connection --------------------------------------------------------------------
     @property
     def client(self):
-        """The ``distributed.Client`` of this cluster, connecting or starting it if needed."""
-        if self._client is not None and self._client.status in ("running", "connecting"):
+        """The ``distributed.Client`` of this cluster, connecting or starting it if needed.
+
+        A client that lost its scheduler and is reconnecting is waited for, within
+        ``jupyter-remote.connect-timeout`` in all (never a second full connect after it)."""
+        if self._client is not None and self._client.status == "running":
             return self._client
         with self._lock:
-            if self._client is None or self._client.status not in ("running", "connecting"):
-                self._client = self._connect()
+            timeout = dask.utils.parse_timedelta(config.get("connect-timeout"))
+            deadline = time.monotonic() + timeout
+            if self._client is not None and self._client.status == "connecting":
+                self._await_reconnect(deadline, timeout)
+            if self._client is None or self._client.status != "running":
+                self._client = self._connect(max(0.5, deadline - time.monotonic()))
         return self._client
+
+    def _await_reconnect(self, deadline: float, timeout: float) -> None:
+        """Wait for a reconnecting client until ``deadline``; raise if it is still trying."""
+        since = time.strftime("%H:%M:%S", time.localtime(self.mark_unreachable()))
+        while self._client is not None and self._client.status == "connecting":
+            if time.monotonic() >= deadline:
+                raise ClusterConnectError(
+                    f"cluster {self.name!r} ({self.address}) is unreachable since {since}: its "
+                    f"scheduler did not answer within the connect timeout ({timeout:g} s). "
+                    "Check that the scheduler is running and reachable from this machine, or "
+                    "raise jupyter-remote.connect-timeout."
+                )
+            time.sleep(0.05)
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.status == "running"
 
-    def _connect(self):
+    def _connect(self, timeout: float):
         from distributed import Client
 
-        timeout = dask.utils.parse_timedelta(config.get("connect-timeout"))
         start = time.monotonic()
         try:
             if self.embedded:
@@ -132,7 +159,12 @@ class Cluster:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         self.error = None
+        self.unreachable_since = None
         self.address = client.scheduler.address
+        try:  # kept: asking a reconnecting client for it later would wait on the scheduler
+            self._dashboard = client.dashboard_link
+        except Exception:
+            self._dashboard = None
         registry.announce(self)  # registry hook: the sidebar lists this kernel's cluster
         versions.check(client, self.name)  # warns once if pickles cannot cross safely
         _register_plugin(client)
@@ -161,22 +193,28 @@ class Cluster:
             return self._router
 
     # -- information -------------------------------------------------------------------
+    def mark_unreachable(self) -> float:
+        """Note that this cluster's scheduler is out of reach (first sighting wins); the time."""
+        if self.unreachable_since is None:
+            self.unreachable_since = time.time()
+        return self.unreachable_since
+
     @property
     def status(self) -> str:
+        """``running``, ``not connected``, ``error``, or ``unreachable since HH:MM:SS``: a
+        client that was connected and is not running lost its scheduler (Dask's client says
+        ``connecting`` while it retries, then ``closed``)."""
         if self._client is None:
             return "error" if self.error else "not connected"
-        return {"running": "running", "connecting": "connecting"}.get(
-            self._client.status, self._client.status
-        )
+        if self._client.status == "running":
+            self.unreachable_since = None
+            return "running"
+        since = time.strftime("%H:%M:%S", time.localtime(self.mark_unreachable()))
+        return f"unreachable since {since}"
 
     @property
     def dashboard_link(self) -> str | None:
-        if self._client is None:
-            return None
-        try:
-            return self._client.dashboard_link
-        except Exception:
-            return None
+        return self._dashboard if self._client is not None else None
 
     def info(self) -> dict[str, Any]:
         """Name, address, status, workers, threads and memory (without connecting)."""
@@ -190,7 +228,14 @@ class Cluster:
         if self.embedded and self._cluster is not None:
             out["log"] = local_cluster.log_path()
         if self.connected and self._client is not None:
-            out.update(worker_totals(self._client.scheduler_info(n_workers=-1).get("workers", {})))
+            client = self._client
+            try:
+                identity = client.sync(client.scheduler.identity, n_workers=-1,
+                                       callback_timeout=INFO_TIMEOUT)
+            except Exception:  # slow or just lost: the status says what is known
+                logger.debug("no worker listing from %s", self.name, exc_info=True)
+            else:
+                out.update(worker_totals(identity.get("workers", {})))
         return out
 
     def total_threads(self) -> int:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from dask.utils import format_bytes
 
-from jupyter_remote.exceptions import RemoteCancelledError, WorkerLostError
+from jupyter_remote.exceptions import ClusterConnectError, RemoteCancelledError, WorkerLostError
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import unpack_exception
 
@@ -176,11 +177,26 @@ def _check_bound(value: Any) -> Any:
     return value
 
 
-def translate(exc: BaseException, label: str) -> BaseException:
-    """The exception a user should see for a failure of the work behind ``label``."""
+def translate(exc: BaseException, label: str, cluster: Any = None) -> BaseException:
+    """The exception a user should see for a failure of the work behind ``label``.
+
+    A cancellation is the user's only when they cancelled: Dask also cancels every future
+    of a client that lost its scheduler, and that is told as a lost cluster (``cluster``,
+    when known, names it and says since when), never as "was cancelled".
+    """
     from concurrent.futures import CancelledError
 
     from distributed.scheduler import KilledWorker
+
+    if getattr(exc, "reason", None) == "scheduler-connection-lost":
+        since = cluster.mark_unreachable() if cluster is not None else time.time()
+        where = f"cluster {cluster.name!r} ({cluster.address})" if cluster is not None else "its cluster"
+        return ClusterConnectError(
+            f"{label} was lost: the notebook lost the connection to the scheduler of {where} "
+            f"at {time.strftime('%H:%M:%S', time.localtime(since))}. The values of every "
+            "earlier ref on that cluster are gone too. Check that the scheduler is running "
+            "(`%remote clusters`), then run the cells that made them again."
+        )
 
     if isinstance(exc, KilledWorker):
         return WorkerLostError(
