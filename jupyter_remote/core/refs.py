@@ -19,6 +19,8 @@ from jupyter_remote.exceptions import ClusterConnectError, RemoteCancelledError,
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import unpack_exception
 
+PREVIEW_TIMEOUT = 5.0  # seconds a card waits for its preview before showing without one
+
 
 class RemoteRef:
     """A reference to a value held on a Dask cluster.
@@ -91,6 +93,54 @@ class RemoteRef:
         """
         from jupyter_remote.worker import runner
 
+        found = self._next_to_data(runner.describe)
+        if found is not None:
+            info, holder = found
+            self.info.update(info, worker=holder)
+        return self.info
+
+    def head(self, n: int = 5) -> Any:
+        """Download only the first ``n`` rows (a DataFrame or array) or items (a list, a
+        dict) of the value, cut on a worker that holds it: the rest never moves."""
+        return self._cut(n, "head", None)
+
+    def sample(self, n: int = 5, seed: int | None = None) -> Any:
+        """Download ``n`` random rows or items of the value (in their original order), picked
+        on a worker that holds it; ``seed`` makes the pick repeatable."""
+        return self._cut(n, "sample", seed)
+
+    def preview(self) -> str | None:
+        """A short text of the value's first rows for its card (made on the worker, kept in
+        ``info``), or ``None`` for a value without rows or not computed yet."""
+        if "preview" not in self.info and self.status == "finished":
+            from jupyter_remote.worker import preview
+
+            try:
+                found = self._next_to_data(preview.preview, timeout=PREVIEW_TIMEOUT)
+            except Exception:  # a card without a preview is still a card
+                found = None
+            self.info["preview"] = found[0] if found is not None else None
+        return self.info.get("preview")
+
+    def _cut(self, n: int, how: str, seed: int | None) -> Any:
+        from jupyter_remote.worker import preview
+
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"expected a number of rows >= 0, got {n!r}")
+        if self.status in ("error", "cancelled", "lost"):
+            self.get()  # raises what happened to it (a pending value is waited for below)
+        try:
+            found = self._next_to_data(preview.cut, n, how, seed)
+        except BaseException as exc:
+            raise translate(exc, self.label)  # noqa: B904 (the remote traceback is the cause)
+        if found is None:
+            raise WorkerLostError(f"no worker holds {self.label} any more; run its cell again")
+        value, _total = found[0]
+        return _check_bound(value)
+
+    def _next_to_data(self, fn: Any, *args: Any, timeout: float | None = None) -> Any:
+        """``(fn(value, *args), holder)`` run on a worker that holds the value, so nothing
+        moves but the answer; ``None`` if no worker holds it. Waits for a pending value."""
         future = self._future
         client = future.client
         if not future.done():  # a ref that is still computing has no holder yet
@@ -98,13 +148,12 @@ class RemoteRef:
             future.add_done_callback(lambda _f: done.set())
             done.wait()
         holders = client.who_has([future]).get(future.key) or []
-        if holders:
-            info = client.submit(
-                runner.describe, future, workers=list(holders), allow_other_workers=False,
-                pure=False,
-            ).result()
-            self.info.update(info, worker=holders[0])
-        return self.info
+        if not holders:
+            return None
+        answer = client.submit(
+            fn, future, *args, workers=list(holders), allow_other_workers=False, pure=False,
+        ).result(timeout=timeout)
+        return answer, holders[0]
 
     # -- actions -----------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any:
@@ -156,7 +205,8 @@ class RemoteRef:
             for k, v in self._summary()
         )
         return (
-            "<div class='jupyter-remote-ref' style='border:1px solid #ccc;border-radius:4px;"
+            "<div class='jupyter-remote-ref' style='border:1px solid var(--jp-border-color2);"
+            "border-radius:4px;"
             "padding:4px 8px;display:inline-block'>"
             f"<b>RemoteRef</b> <code>{title}</code><table>{rows}</table></div>"
         )
