@@ -4,6 +4,8 @@ One :class:`LogRouter` per client subscribes to its own topic (events go only to
 that made the call, see :mod:`jupyter_remote.wire.events`) and hands each event to the
 :class:`CallLog` of its call. A ``CallLog`` keeps the whole log (packed, :class:`LogLines`)
 and tells its listeners (the views) about new lines and state changes; views only draw.
+All logs share one memory budget (:mod:`jupyter_remote.core.spill`): past it, their oldest
+lines live in files, still read back by replays, and the cell says so once.
 The worker's half, which captures and sends, is :mod:`jupyter_remote.worker.capture`.
 """
 
@@ -20,6 +22,7 @@ from typing import Any, overload
 
 from jupyter_remote import on_scheduler
 from jupyter_remote._compat import run_on_scheduler_async
+from jupyter_remote.core import spill
 from jupyter_remote.wire.events import LogEvent, LogLine, PackedLines, pack, topic_for, unpack
 
 logger = logging.getLogger(__name__)
@@ -30,13 +33,21 @@ class LogLines(Sequence[LogLine]):
     quarter of what as many ``LogLine`` dicts would); reads as a sequence of ``LogLine``.
 
     Appends come from one thread at a time (under the ``CallLog``'s lock); reads from any
-    thread see a consistent prefix.
+    thread see a consistent prefix. Chunks spilled to disk by the budget (the oldest first)
+    are ``(offset, length, n)`` tuples in ``_chunks``, read back when a read reaches them.
     """
 
-    def __init__(self, lines: list[LogLine] | None = None):
+    def __init__(self, lines: list[LogLine] | None = None, name: str = "log"):
         self._starts: list[int] = []
-        self._chunks: list[PackedLines] = []
+        self._chunks: list[PackedLines | tuple[int, int, int]] = []
+        self._sizes: list[int] = []  # bytes of each chunk in memory (0 once spilled)
         self._n = 0
+        self._name = name
+        self._file: spill.SpillFile | None = None
+        self._spill_lock = threading.Lock()
+        self.held = [0]  # bytes in memory, shared with the budget
+        self.spilled = 0  # lines moved to disk
+        spill.BUDGET.track(self)
         if lines:
             self.extend(lines)
 
@@ -45,9 +56,41 @@ class LogLines(Sequence[LogLine]):
         if not n:
             return
         packed = {**packed, "dt": array.array("q", packed["dt"])}  # type: ignore[typeddict-item]
-        self._starts.append(self._n)
-        self._chunks.append(packed)
-        self._n += n  # last: readers only look at lines below it
+        size = spill.chunk_bytes(packed)
+        with self._spill_lock:
+            self._starts.append(self._n)
+            self._chunks.append(packed)
+            self._sizes.append(size)
+            self._n += n  # last: readers only look at lines below it
+        spill.BUDGET.add(self, size)
+
+    def spill_oldest(self, nbytes: int) -> int:
+        """Move the oldest in-memory chunks (never the newest) to disk until ``nbytes`` are
+        freed; the bytes freed."""
+        freed = 0
+        with self._spill_lock:
+            for c in range(len(self._chunks) - 1):
+                if freed >= nbytes:
+                    break
+                chunk = self._chunks[c]
+                if isinstance(chunk, tuple):
+                    continue
+                if self._file is None:
+                    self._file = spill.SpillFile(self, self._name)
+                offset, length = self._file.write(chunk)
+                self._chunks[c] = (offset, length, len(chunk["text"]))
+                freed += self._sizes[c]
+                self.held[0] -= self._sizes[c]
+                self._sizes[c] = 0
+                self.spilled += len(chunk["text"])
+        return freed
+
+    def _chunk(self, c: int) -> PackedLines:
+        chunk = self._chunks[c]
+        if isinstance(chunk, tuple):
+            assert self._file is not None
+            return self._file.read(chunk[0], chunk[1])
+        return chunk
 
     def extend(self, lines: Iterable[LogLine]) -> None:
         lines = list(lines)
@@ -78,7 +121,7 @@ class LogLines(Sequence[LogLine]):
         out: list[LogLine] = []
         c = max(0, bisect.bisect_right(self._starts, start) - 1)
         while start < stop and c < len(self._chunks):
-            base, chunk = self._starts[c], self._chunks[c]
+            base, chunk = self._starts[c], self._chunk(c)
             end = min(len(chunk["text"]), stop - base)
             out.extend(unpack(chunk, start - base, end))
             start = base + end
@@ -87,9 +130,10 @@ class LogLines(Sequence[LogLine]):
 
     def __iter__(self) -> Iterator[LogLine]:
         n = self._n
-        for base, chunk in zip(list(self._starts), list(self._chunks)):
+        for c, base in enumerate(list(self._starts)):
             if base >= n:
                 return
+            chunk = self._chunk(c)
             yield from unpack(chunk, 0, min(len(chunk["text"]), n - base))
 
     def __repr__(self) -> str:
@@ -105,7 +149,7 @@ class CallLog:
     def __init__(self, call: str, label: str = ""):
         self.call = call
         self.label = label
-        self.lines = LogLines()
+        self.lines = LogLines(name=call)
         self.state = "queued"
         self.worker: str | None = None
         self.started = time.time()
@@ -116,6 +160,7 @@ class CallLog:
         self.result: Any = None  # a small result sent on the stream (a cell's description)
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._told_spill = False
 
     def listen(self, listener: Listener, replay: bool = False) -> None:
         """Call ``listener(call_log, new_lines)`` on every new batch or state change.
@@ -146,12 +191,23 @@ class CallLog:
                 self.result = event["result"]
             if "batch" in event:
                 self.batches[event["batch"]] = (event.get("done", 0), event.get("failed", 0))
+            if self.lines.spilled and not self._told_spill:
+                lines = [*lines, self._spill_note()]
+                self.lines.extend(lines[-1:])
             listeners = list(self._listeners)
         for listener in listeners:
             try:
                 listener(self, lines)
             except Exception:  # a broken view must not break the stream
                 logger.exception("log listener failed")
+
+    def _spill_note(self) -> LogLine:
+        """The line that tells the cell its log outgrew the kernel's memory budget."""
+        self._told_spill = True
+        return {"stream": "log", "t": time.time(), "text": (
+            f"— the kernel keeps at most jupyter-remote.logs.max-bytes of log lines in memory; "
+            f"earlier lines of this call are on disk: `%remote logs {self.call}` replays them "
+            "all —\n")}
 
     def set_state(self, state: str) -> None:
         if state in ("done", "failed", "cancelled"):
