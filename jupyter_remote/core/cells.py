@@ -2,22 +2,17 @@
 
 The magic parses its arguments, calls :func:`run_cell` and binds ``CellResult.bound``;
 everything else happens here: inputs, submission, the refs, functions the cell defines
-(callable in later cells) and the ``--cache`` of identical runs (:class:`CellCache`).
+(callable in later cells); ``--cache`` hands the cell to :mod:`jupyter_remote.core.memo`,
+which answers an identical run from the result store, in this kernel or any other.
 """
 
 from __future__ import annotations
 
 import builtins
-import collections
-import hashlib
-import threading
-import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_remote import config
 from jupyter_remote.core import analysis, calls
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
@@ -104,8 +99,8 @@ def run_cell(
     refs are returned at once and fill in when the cell finishes. ``on_call(call)`` runs once
     the call is submitted (for views); ``on_lines`` receives log lines while waiting. ``env``
     (an env spec from :func:`jupyter_remote.core.environments.resolve`) runs the cell in that
-    environment. With ``cache``, an identical earlier run (see :class:`CellCache`) is reused
-    instead of running again: ``reused`` of the result then names its call.
+    environment. With ``cache``, an identical earlier run stored in the result store (by any kernel) is
+    reused instead of running again: ``reused`` of the result then names its call.
     """
     filename = filename or f"<{label}>"
     found, inputs = collect_inputs(source, namespace, filename, label)
@@ -113,12 +108,12 @@ def run_cell(
     call = calls.Call(cluster, label, "cell")
     spec = {"kind": "cell", "source": source, "filename": filename, "inputs": inputs,
             "outputs": names, "required": list(outputs or ()), "get": get}
-    key = CellCache.key(spec, inputs, env, resources) if cache else None
-    reused = _reuse(CellCache.of(cluster).lookup(key), call, get, on_call) if key else None
-    if reused is not None:
-        reused.bound = _bindings(reused, get, function_reqs(reqs, requirements_file))
-        return reused
-    main = call.submit(spec, names=inputs, resources=resources, env=env)
+    if cache:  # answered from the result store when an identical run was stored
+        from jupyter_remote.core import memo
+
+        main = memo.submit_cell(call, spec, inputs, label=label, resources=resources, env=env)
+    else:
+        main = call.submit(spec, names=inputs, resources=resources, env=env)
     try:  # an interrupt before the wait below begins must cancel the cell too
         takes = {} if get else _takes(call, main, names, label)
         if on_call is not None:
@@ -127,11 +122,9 @@ def run_cell(
         call.cancel()
         raise
     if not wait:
-        result = _running(call, main, takes, key)
+        result = _running(call, main, takes)
     else:
         result = _finished(call, main, takes, get, timeout, on_lines)
-        if key is not None:
-            CellCache.of(cluster).store(key, call, main, {n: r._future for n, r in result.refs.items()})
         main.release()
     result.bound = _bindings(result, get, function_reqs(reqs, requirements_file))
     return result
@@ -180,18 +173,12 @@ def _takes(call: calls.Call, main: Any, names: list[str], label: str) -> dict[st
     return takes
 
 
-def _running(call: calls.Call, main: Any, takes: dict[str, Any], key: str | None) -> CellResult:
+def _running(call: calls.Call, main: Any, takes: dict[str, Any]) -> CellResult:
     """The result of a ``--no-wait`` cell: pending refs that fill in when it ends."""
-    cluster = call.cluster
     result = CellResult(call)
-    result.refs = {n: RemoteRef(f, cluster, name=n, call=call) for n, f in takes.items()}
+    result.refs = {n: RemoteRef(f, call.cluster, name=n, call=call) for n, f in takes.items()}
     _fill_in_when_done(call, main, result.refs)
     call.finish_when_done()
-    if key is not None:
-        main.add_done_callback(
-            lambda f: CellCache.of(cluster).store(key, call, f, takes)
-            if f.status == "finished" else None
-        )
     return result
 
 
@@ -211,7 +198,8 @@ def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
             f.release()
         raise
     call.finish("done")
-    result = CellResult(call, display=meta["display"], worker=meta["worker"])
+    result = CellResult(call, display=meta["display"], worker=meta["worker"],
+                        reused=meta.get("reused"))
     if get:
         result.values = meta["values"]
         return result
@@ -222,132 +210,6 @@ def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
             continue
         result.refs[name] = RemoteRef(future, call.cluster, name=name,
                                       info={**info, "worker": meta["worker"]})
-    return result
-
-
-@dataclass
-class _Run:
-    """A finished cell kept for reuse: its description and references of its own to the
-    futures behind it (the user's refs may be deleted or cancelled independently)."""
-
-    call: str
-    label: str
-    main: Any
-    takes: dict[str, Any]
-    stored: float = field(default_factory=time.time)
-
-    def alive(self) -> bool:
-        return all(f.status not in ("error", "cancelled", "lost")
-                   for f in (self.main, *self.takes.values()))
-
-    def release(self) -> None:
-        for future in (self.main, *self.takes.values()):
-            future.release()
-
-
-class CellCache:
-    """Cells run with ``cache=True`` on one cluster, by what they would send.
-
-    Two runs are identical when their source, the values of their inputs (refs by key),
-    their outputs, ``get``, requirements and resources are. A run is reused while every
-    value it produced is still on the cluster; the oldest runs are dropped beyond
-    ``jupyter-remote.cache.size``. The cache lives in this process (a notebook's kernel).
-    """
-
-    _lock = threading.Lock()
-    _of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cluster -> its cache
-
-    def __init__(self) -> None:
-        self._runs: collections.OrderedDict[str, _Run] = collections.OrderedDict()
-
-    @classmethod
-    def of(cls, cluster: Cluster) -> CellCache:
-        with cls._lock:
-            found = cls._of.get(cluster)
-            if found is None:
-                found = cls._of[cluster] = cls()
-            return found
-
-    @staticmethod
-    def key(spec: dict, inputs: dict, env: dict | None, resources: dict | None) -> str:
-        # the file name holds the execution count, which changes on every run
-        same = {k: v for k, v in spec.items() if k != "filename"}
-        digest = calls.content_key(same, inputs)
-        extra = f"{env['hash'] if env else ''}|{sorted((resources or {}).items())}"
-        return f"{digest}-{hashlib.sha256(extra.encode()).hexdigest()[:12]}"
-
-    def lookup(self, key: str) -> _Run | None:
-        with self._lock:
-            run = self._runs.get(key)
-            if run is None:
-                return None
-            if not run.alive():  # lost with a worker, cancelled, or the cluster restarted
-                del self._runs[key]
-                run.release()
-                return None
-            self._runs.move_to_end(key)
-            return run
-
-    def store(self, key: str, call: calls.Call, main, takes: dict) -> None:
-        from distributed import Future
-
-        def own(future):  # a reference of our own, released independently of the user's
-            return Future(future.key, future.client)
-
-        run = _Run(call.id, call.label, own(main), {n: own(f) for n, f in takes.items()})
-        size = int(config.get("cache.size", 32))
-        with self._lock:
-            previous = self._runs.pop(key, None)
-            self._runs[key] = run
-            dropped = [previous] if previous is not None else []
-            while len(self._runs) > max(0, size):
-                dropped.append(self._runs.popitem(last=False)[1])
-        for old in dropped:
-            old.release()
-
-    def clear(self) -> int:
-        """Forget every run (their values stay while other refs hold them); how many."""
-        with self._lock:
-            runs = list(self._runs.values())
-            self._runs.clear()
-        for run in runs:
-            run.release()
-        return len(runs)
-
-    def runs(self) -> list[_Run]:
-        """The runs kept, oldest first."""
-        with self._lock:
-            return list(self._runs.values())
-
-    def __len__(self) -> int:
-        return len(self._runs)
-
-
-def _reuse(run: _Run | None, call: calls.Call, get: bool, on_call) -> CellResult | None:
-    """The result of ``run`` again, as the result of ``call`` (which never runs); None if
-    there is no such run, or its description cannot be read any more (then the cell runs)."""
-    from distributed import Future
-
-    if run is None:
-        return None
-    try:
-        meta = run.main.result(timeout=30)  # the cell's description: small, on the cluster
-    except Exception:  # lost since the lookup: run the cell instead
-        return None
-    cluster = call.cluster
-    if on_call is not None:
-        on_call(call)
-    result = CellResult(call, reused=run.call, display=meta["display"], worker=meta["worker"])
-    call.log.worker = meta["worker"]
-    call.finish("done")
-    if get:
-        result.values = meta["values"]
-    else:
-        for name, future in run.takes.items():
-            info = meta["outputs"].get(name)
-            if info is not None:  # (names not bound on that run were never kept)
-                result.refs[name] = RemoteRef(Future(future.key, future.client), cluster,
-                                              name=name, info={**info, "worker": meta["worker"]})
     return result
 
 
