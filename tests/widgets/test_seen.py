@@ -91,3 +91,34 @@ def test_a_map_shows_its_workers_percent_and_time_left(kernel):
     assert found, status
     addresses = found.group(1).split("\n")
     assert len(addresses) == int(found.group(2)) and all(a.startswith("tcp://") for a in addresses)
+
+
+def _html_outputs(kernel: Kernel, msg_id: str) -> list[dict]:
+    return [m["content"]["data"] for m in kernel.of(msg_id, "display_data")
+            + kernel.of(msg_id, "execute_result") if "text/html" in m["content"]["data"]]
+
+
+def test_remote_tables_are_html_in_a_notebook(kernel):
+    kernel.execute("%%remote --out listed\nlisted = bytes(5000)\n")
+    for command in ("refs", "clusters"):
+        msg_id = kernel.execute(f"%remote {command}")["parent_header"]["msg_id"]
+        (data,) = _html_outputs(kernel, msg_id)
+        html, text = data["text/html"], data["text/plain"]
+        assert "<table class='jupyter-remote-table'>" in html
+        assert "<code>tcp://" in html and "href='tcp://" not in html  # an address is no link
+        assert "tcp://" in text and "<" not in text.replace("<RemoteRef", "")
+    msg_id = kernel.execute("%remote refs")["parent_header"]["msg_id"]
+    (data,) = _html_outputs(kernel, msg_id)
+    assert "<td style='text-align:left'>4.88 kiB</td>" in data["text/html"]
+
+
+def test_a_ref_card_previews_its_first_rows_and_get_head_downloads_only_those(kernel):
+    kernel.execute("%%remote --out many\nmany = list(range(1000))\n")
+    kernel.execute("import time\nwhile not many.done():\n    time.sleep(0.01)\n")
+    msg_id = kernel.execute("many")["parent_header"]["msg_id"]
+    (data,) = _html_outputs(kernel, msg_id)
+    assert "<pre class='jr-preview'" in data["text/html"]
+    assert "[0, 1, 2, 3, 4]\n(first 5 of 1,000)</pre>" in data["text/html"]
+    msg_id = kernel.execute("%remote get many --head 3")["parent_header"]["msg_id"]
+    assert "[0, 1, 2]" in kernel.text(msg_id)
+    assert "RemoteRef" in kernel.text(kernel.execute("print(type(many))")["parent_header"]["msg_id"])
