@@ -1,24 +1,21 @@
 """The compact card of a :class:`~jupyter_remote.core.refs.RemoteRef`.
 
 Registered as the ``text/html`` formatter of ``RemoteRef`` when the extension loads, so a
-ref stays a plain object (it keeps its own ``_repr_html_`` for other frontends).
+ref stays a plain object (it keeps its own ``_repr_html_`` for other frontends). Under the
+line, a finished ref shows the first rows of its value, cut and printed on the worker that
+holds it (``RemoteRef.preview``): one small round trip per ref, kept in its ``info``.
 """
 
 from __future__ import annotations
 
 import html
 
-_STATUS_COLORS = {
-    "pending": "#c77700",
-    "finished": "#1e7b34",
-    "error": "#b00020",
-    "cancelled": "#777",
-    "lost": "#777",
-}
+from jupyter_remote.widgets import theme
 
 
 def ref_card_html(ref) -> str:
-    """One line: name, type, shape/dtype, size, worker, status."""
+    """One line (name, type, shape/dtype, size, worker, status), then a preview of the
+    first rows when the value has rows."""
     from dask.utils import format_bytes
 
     info = ref.info
@@ -38,12 +35,19 @@ def ref_card_html(ref) -> str:
         fields.append(html.escape(format_bytes(info["nbytes"])))
     if worker:
         fields.append(f"on <code>{html.escape(worker)}</code>")
-    color = _STATUS_COLORS.get(status, "#333")
+    color = theme.REF_STATUS.get(status, theme.MUTED)
     fields.append(f"<span class='jr-status' style='color:{color}'>● {html.escape(status)}</span>")
+    preview = ref.preview() if status == "finished" else None
+    below = (
+        "<pre class='jr-preview' style='margin:2px 0 0;padding:0;font-size:11px;"
+        f"line-height:1.3;white-space:pre;overflow-x:auto;max-width:100%'>{html.escape(preview)}</pre>"
+        if preview else ""
+    )
     return (
-        "<span class='jupyter-remote-ref' style='display:inline-block;border:1px solid #ccc;"
-        "border-radius:4px;padding:1px 8px;font-size:12px' "
-        f"title='RemoteRef {html.escape(ref.key)}'>RemoteRef · " + " · ".join(fields) + "</span>"
+        "<div class='jupyter-remote-ref' style='display:inline-block;max-width:100%;"
+        f"border:1px solid {theme.BORDER};border-radius:4px;padding:1px 8px;font-size:12px' "
+        f"title='RemoteRef {html.escape(ref.key)}'><div>RemoteRef · " + " · ".join(fields)
+        + f"</div>{below}</div>"
     )
 
 
