@@ -204,3 +204,56 @@ def test_a_no_wait_cell_is_stored_once_it_has_run(local, store, tmp_path):
     found = cells.run_cell(STAMP, {"n": 6, "path": marker}, local, cache=True)
     assert found.reused == background.call.id and found.refs["stamp"].get() == value
     assert _runs(tmp_path / "runs.txt") == 1
+
+
+SHARED_SOURCE = '''
+import jupyter_remote
+
+SCALE = 3
+
+def slow(x, path):
+    open(path, "a").write("run\\n")
+    return x * SCALE
+
+f = jupyter_remote.function(slow, cache=True)
+'''
+
+
+def test_two_kernels_with_two_clusters_share_one_store(tmp_path):
+    """Identical source typed in another kernel, with its own embedded cluster, hits."""
+    from tests.widgets.kernel import Kernel
+
+    store_dir = tmp_path / "store"
+    marker = str(tmp_path / "runs.txt")
+    env = {"DASK_JUPYTER_REMOTE__STORE__URL": str(store_dir),
+           "DASK_JUPYTER_REMOTE__LOCAL__N_WORKERS": "1",
+           "DASK_JUPYTER_REMOTE__WIDGETS": "text"}
+    kernels = []
+    try:
+        addresses = []
+        for _ in range(2):
+            k = Kernel(env=env, cwd=str(tmp_path))
+            kernels.append(k)
+            k.execute("%load_ext jupyter_remote")
+            k.execute(SHARED_SOURCE)
+            msg = k.submit(f"print('value', f(14, {marker!r}))\n"
+                           "print('at', jupyter_remote.cluster().address)")
+            k.reply(msg, timeout=180)
+            out = k.text(msg)
+            assert "value 42" in out, out
+            addresses.append(out.split("at ", 1)[1].split()[0])
+            cell = k.submit(f"%%remote --cache\nopen({marker!r}, 'a').write('run\\n')\n"
+                            "doubled = SCALE * 2\ndoubled\n")
+            k.reply(cell, timeout=120)
+            assert "6" in k.text(cell), k.text(cell)
+        assert addresses[0] != addresses[1]  # two clusters
+        assert _runs(tmp_path / "runs.txt") == 2  # the function once, the cell once
+        assert "reused the result of call" in kernels[1].text(cell)
+        # a change of the code in the second kernel misses
+        kernels[1].execute(SHARED_SOURCE.replace("SCALE = 3", "SCALE = 4"))
+        msg = kernels[1].submit(f"print('value', f(14, {marker!r}))")
+        kernels[1].reply(msg)
+        assert "value 56" in kernels[1].text(msg) and _runs(tmp_path / "runs.txt") == 3
+    finally:
+        for k in kernels:
+            k.close()
