@@ -161,6 +161,8 @@ class CallLog:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._told_spill = False
+        self.one_task = False  # a cell or a call (not a map): set by its Call
+        self.attempt = 1  # a task rerun after its worker was lost is attempt 2, 3, ...
 
     def listen(self, listener: Listener, replay: bool = False) -> None:
         """Call ``listener(call_log, new_lines)`` on every new batch or state change.
@@ -177,6 +179,10 @@ class CallLog:
         packed = event.get("packed")
         lines = event.get("lines") or (unpack(packed) if packed else [])
         with self._lock:
+            if self._another_attempt(event.get("worker")):
+                note = self._attempt_note(event["worker"])
+                self.lines.extend([note])
+                lines = [note, *lines]  # before what the new attempt prints again
             if packed:
                 self.lines.append_packed(packed)
             else:
@@ -200,6 +206,21 @@ class CallLog:
                 listener(self, lines)
             except Exception:  # a broken view must not break the stream
                 logger.exception("log listener failed")
+
+    def _another_attempt(self, worker: str | None) -> bool:
+        """Did the one task of this call start again on another worker (its worker lost)?"""
+        return bool(worker and self.one_task and self.worker and worker != self.worker
+                    and self.state not in FINAL_STATES)
+
+    def _attempt_note(self, worker: str) -> LogLine:
+        """The line that marks the output of a new attempt, after its worker was lost."""
+        import dask
+
+        self.attempt += 1
+        most = int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+        return {"stream": "log", "t": time.time(), "text": (
+            f"— worker {self.worker} was lost; attempt {self.attempt} of {most} on {worker}: "
+            "the output below starts again from the top —\n")}
 
     def _spill_note(self) -> LogLine:
         """The line that tells the cell its log outgrew the kernel's memory budget."""

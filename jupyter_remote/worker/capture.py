@@ -197,9 +197,17 @@ class capture:
 
 
 def worker_sink(call: str, topic: str, worker: Any) -> Sink:
-    """A sink on the Dask ``worker`` that publishes to ``topic``."""
+    """A sink on the Dask ``worker`` that publishes to ``topic``.
+
+    Its first batch of lines names the worker (one field per call), so the notebook can
+    mark output printed again by a rerun on another worker before the first replayed line.
+    """
+    named = [False]
 
     def emit(event: LogEvent) -> None:
+        if not named[0] and "packed" in event:
+            named[0] = True
+            event = {**event, "worker": worker.address}
         worker.log_event(topic, event)
 
     return Sink(call, emit, lambda fn: worker.loop.add_callback(fn))
