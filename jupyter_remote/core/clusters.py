@@ -295,8 +295,9 @@ def import_factory(path: str) -> Any:
 def known_names() -> list[str]:
     with _lock:
         names = dict.fromkeys([LOCAL, *_clusters])
+        own = {registry.kernel_name(c) for c in _clusters.values()}  # listed by their title
     names.update(dict.fromkeys(config.get("clusters") or {}))
-    names.update(dict.fromkeys(registry.names()))  # registry hook
+    names.update(dict.fromkeys(n for n in registry.names() if n not in own))  # registry hook
     return list(names)
 
 
@@ -332,6 +333,9 @@ def cluster(name_or_address: str | None = None) -> Cluster:
             found = None
         if found is not None:
             return found
+        for mine in _clusters.values():  # this kernel's own cluster, by its registry key
+            if registry.kernel_name(mine) == name:
+                return mine
         if name == LOCAL:
             found = Cluster(LOCAL, embedded=True, source="embedded")
         elif is_address(name):

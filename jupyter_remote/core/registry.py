@@ -1,7 +1,8 @@
 """The cluster registry: one JSON file that kernels and the Jupyter server both read and write.
 
-A kernel announces the clusters it starts or connects to (its embedded cluster as
-``local-<pid>``); the server records the clusters started from the sidebar. Each side finds
+A kernel announces the clusters it starts or connects to (its embedded cluster under the key
+``local-<pid>``, unique across kernels, with the title ``local`` its cells use: people see
+the title and the owning kernel, never the key); the server records the clusters started from the sidebar. Each side finds
 the other's clusters here, by name.
 
 The file is private to the user (mode 0600), replaced atomically, and changed only under an
@@ -58,6 +59,7 @@ class Entry(TypedDict, total=False):
     workers: int | None  # the requested fixed size, when not adaptive
     shutdown: bool  # set by the server; the launcher stops the cluster
     notebook: str | None  # for kernel clusters: the notebook of the kernel, when known
+    title: str  # for kernel clusters: the name its cells use ("local"); the key stays unique
 
 
 def validate_name(name: object) -> str:
@@ -278,6 +280,7 @@ def announce(cluster: Any) -> None:
         "created": time.time(),
         "status": "running",
         "notebook": os.environ.get("JPY_SESSION_NAME"),
+        "title": cluster.name,
     }
 
     def claim(old: Entry | None) -> Entry | None:

@@ -146,6 +146,7 @@ class ClusterManager(Lifecycle):
             status = "error"
         return {
             "name": entry["name"],
+            "label": entry.get("title") or entry["name"],
             "address": entry.get("address"),
             "source": entry.get("source", "kernel"),
             "status": status,
@@ -168,6 +169,7 @@ class ClusterManager(Lifecycle):
     def _model_from_config(self, name: str, spec: dict) -> ClusterModel:
         return {
             "name": name,
+            "label": name,
             "address": spec.get("address"),
             "source": "config",
             "status": "running" if spec.get("address") else "not started",

@@ -53,6 +53,7 @@ class ClusterModel(TypedDict):
     created: float | None
     pid: int | None
     notebook: str | None
+    label: str  # the name people see: a kernel's cluster shows as its cells call it ("local")
 
 
 class ClusterDetailModel(ClusterModel):

@@ -65,17 +65,24 @@ export class Card {
     const { el, button } = Private;
     this.node = el('section', 'jr-Card');
     this.node.dataset.cluster = model.name;
-    this.node.setAttribute('aria-label', `Cluster ${model.name}`);
+    // A kernel's cluster shows as its cells call it (`local`); the registry key
+    // (`local-<pid>`) stays unique, and the owner (kernel, notebook) says whose it is.
+    const label = model.label ?? model.name;
+    this.node.setAttribute('aria-label', `Cluster ${label}`);
 
     const head = el('div', 'jr-Card-head');
     this.toggle = button('', 'jr-Card-toggle', () => this.expand());
     this.toggle.appendChild(caretRightIcon.element({ tag: 'span' }));
     this.toggle.classList.remove('jp-mod-styled');
-    this.toggle.setAttribute('aria-label', `Show environments and calls of ${model.name}`);
+    this.toggle.setAttribute('aria-label', `Show environments and calls of ${label}`);
     this.toggle.setAttribute('aria-expanded', 'false');
     this.toggle.title = 'Show environments and running calls';
     head.appendChild(this.toggle);
-    head.appendChild(el('h3', 'jr-Card-name', model.name));
+    const title = el('h3', 'jr-Card-name', label);
+    if (label !== model.name) {
+      title.title = `Known to other notebooks as ${model.name}`;
+    }
+    head.appendChild(title);
     this.active = el('span', 'jr-Badge jr-Card-active', 'this notebook');
     this.active.title = "The active notebook's kernel started this cluster";
     this.active.hidden = true;
@@ -97,7 +104,9 @@ export class Card {
 
     const actions = el('div', 'jr-Card-actions');
     const insert = button('Insert %%remote cell', '', () => {
-      if (!this.host.insertCell(this.model.name)) {
+      // The owning notebook calls its cluster by its label; others by the unique key.
+      const mine = this.node.dataset.active === 'true';
+      if (!this.host.insertCell(mine ? (this.model.label ?? this.model.name) : this.model.name)) {
         this.sidebar.showError('Open a notebook first: the cell goes into the active notebook.');
       }
     });
@@ -109,7 +118,7 @@ export class Card {
 
     this.plots = el('div', 'jr-Card-plots');
     this.plots.setAttribute('role', 'group');
-    this.plots.setAttribute('aria-label', `Dashboard plots of ${model.name}`);
+    this.plots.setAttribute('aria-label', `Dashboard plots of ${label}`);
     this.plots.appendChild(el('span', 'jr-Card-plotsLabel', 'Plots'));
     for (const plot of PLOTS) {
       const b = button(plot.label, 'jr-mod-small', () => this.openDashboard(plot.path));

@@ -47,6 +47,8 @@ export interface ICluster {
   created: number | null;
   pid: number | null;
   notebook: string | null;
+  /** The name people see: a kernel's cluster shows as its cells call it (`local`). */
+  label: string;
 }
 
 export interface IClusterDetail extends ICluster {

@@ -122,3 +122,33 @@ def test_a_ref_card_previews_its_first_rows_and_get_head_downloads_only_those(ke
     msg_id = kernel.execute("%remote get many --head 3")["parent_header"]["msg_id"]
     assert "[0, 1, 2]" in kernel.text(msg_id)
     assert "RemoteRef" in kernel.text(kernel.execute("print(type(many))")["parent_header"]["msg_id"])
+
+
+def test_one_cluster_one_name_with_its_owner(kernel):
+    import os
+
+    from jupyter_remote.core import registry
+
+    pid = int(kernel.text(kernel.execute("import os; print(os.getpid())")["parent_header"]["msg_id"]))
+    mine = registry.get(f"local-{pid}")
+    assert mine is not None and mine["title"] == "local"  # the unique key, and the name people see
+    # Another notebook's embedded cluster (its owner: this test's live process).
+    other = f"local-{os.getpid()}"
+    registry.put({"name": other, "title": "local", "address": mine["address"], "source": "kernel",
+                  "pid": os.getpid(), "status": "running", "notebook": "other/analysis.ipynb"})
+    try:
+        msg_id = kernel.execute("%remote clusters", timeout=60)["parent_header"]["msg_id"]
+        (data,) = _html_outputs(kernel, msg_id)
+        text = data["text/plain"]
+        assert f"local-{pid}" not in text, text  # this kernel's own cluster is listed once
+        rows = [line.split() for line in text.splitlines() if "local" in line]
+        assert ["*", "local", "this", "kernel"] == rows[0][:4], text
+        assert f"kernel {os.getpid()} (analysis.ipynb), use as {other}" in text
+        # The key still works for this kernel's own cluster: the same cluster, not a second one.
+        same = kernel.execute(
+            f"from jupyter_remote.core import clusters\n"
+            f"print(clusters.cluster('local-{pid}') is clusters.cluster('local'))"
+        )["parent_header"]["msg_id"]
+        assert "True" in kernel.text(same)
+    finally:
+        registry.remove(other)
