@@ -19,6 +19,7 @@ _LAZY = {
     "RemoteFunction": ("jupyter_remote.core.functions", "RemoteFunction"),
     "RemoteRef": ("jupyter_remote.core.refs", "RemoteRef"),
     "get": ("jupyter_remote.core.refs", "get"),
+    "share": ("jupyter_remote.core.share", "share"),
     "get_env": ("jupyter_remote.worker.context", "get_env"),
 }
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from jupyter_remote.core.clusters import Cluster, cluster
     from jupyter_remote.core.functions import RemoteFunction, function, remote
     from jupyter_remote.core.refs import RemoteRef, get
+    from jupyter_remote.core.share import share
     from jupyter_remote.worker.context import get_env
 
 

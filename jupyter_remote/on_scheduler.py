@@ -84,3 +84,17 @@ def cancel_call(call: str, reason: str, dask_scheduler: Any = None) -> dict[str,
 def truncate_topic(topic: str, dask_scheduler: Any = None) -> bool:
     """Forget the events the scheduler keeps for ``topic`` (a client's log topic)."""
     return truncate_events(dask_scheduler, topic)
+
+
+def hold_present(keys: list[str], client: str, dask_scheduler: Any = None) -> list[str]:
+    """Those of ``keys`` whose values are in memory, now wanted by ``client`` too.
+
+    Checked and held in one step here (``jupyter_remote.share``): a value that another
+    client releases a moment later stays, because ``client`` wants it from now on; asked in
+    two steps, it could be forgotten in between and the notebook's future would never fill.
+    ``Scheduler.client_desires_keys`` is public API (distributed 2023.x-2026.8.0).
+    """
+    present = [str(t.key) for t in scheduler_tasks(dask_scheduler, keys) if t.state == "memory"]
+    if present:
+        dask_scheduler.client_desires_keys(keys=present, client=client)
+    return present

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_remote.core import analysis, calls
+from jupyter_remote.core import analysis, calls, share
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import EmptyCellError, UnknownInputError
@@ -104,6 +104,7 @@ def run_cell(
     """
     filename = filename or f"<{label}>"
     found, inputs = collect_inputs(source, namespace, filename, label)
+    inputs = share.share_large(inputs, cluster)  # big local values cross the network once
     names = list(outputs) if outputs else found.outputs
     call = calls.Call(cluster, label, "cell")
     spec = {"kind": "cell", "source": source, "filename": filename, "inputs": inputs,

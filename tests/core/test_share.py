@@ -1,0 +1,121 @@
+"""``jupyter_remote.share`` and the automatic sharing of large inputs, on the embedded
+cluster's worker processes. What crosses is proven by counting unpickles: every unpickling of
+a ``Tracked`` value appends the process id to a file."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import numpy as np
+import pytest
+
+import jupyter_remote
+from jupyter_remote.core import cells
+
+
+def unpickled_in(path: str) -> list[int]:
+    """The processes that unpickled a Tracked value, one entry per unpickling."""
+    with open(path) as f:
+        return [int(line.split()[0]) for line in f if line.strip()]
+
+
+def sent_by_notebook(path: str) -> int:
+    """How many copies the notebook (this process) sent that were unpickled."""
+    with open(path) as f:
+        return sum(int(line.split()[1]) == os.getpid() for line in f if line.strip())
+
+
+def tracked_class():
+    """A class defined in a function, so it travels by value (workers cannot import tests).
+
+    Each unpickling appends "<unpickling pid> <pickling pid>" to the tracker file: a line
+    with the notebook's pid second is a copy the notebook sent (Dask moving the value worker
+    to worker, or dropping a replica and fetching it again, shows a worker's pid there).
+    """
+
+    def rebuild(data, path, sender):
+        import os
+
+        with open(path, "a") as f:
+            f.write(f"{os.getpid()} {sender}\n")
+        return Tracked(data, path)
+
+    class Tracked:
+        def __init__(self, data, path):
+            self.data, self.path = data, path
+
+        def __reduce__(self):
+            import os
+
+            return (rebuild, (self.data, self.path, os.getpid()))
+
+        def __sizeof__(self):
+            return len(self.data) + 64
+
+        def __eq__(self, other):
+            return type(other).__name__ == "Tracked" and other.data == self.data
+
+    return Tracked
+
+
+def size_of(x):
+    return len(x.data)
+
+
+def test_sharing_an_equal_value_again_sends_only_the_hash(local, tracker_file):
+    Tracked = tracked_class()
+    value = Tracked(os.urandom(2_000_000), tracker_file)
+    first = jupyter_remote.share(value)
+    assert first.key.startswith("remote-share-")
+    f = jupyter_remote.function(size_of)
+    assert f(first) == 2_000_000
+    sent = unpickled_in(tracker_file)
+    assert len(sent) == 1 and os.getpid() not in sent  # unpickled on one worker, once
+    again = jupyter_remote.share(value)
+    equal = jupyter_remote.share(Tracked(bytes(value.data), tracker_file))  # a copy: equal
+    assert again.key == equal.key == first.key
+    for _ in range(3):
+        assert f(again) == 2_000_000
+    # the second and third share sent nothing (workers may still move it among themselves)
+    assert sent_by_notebook(tracker_file) == 1
+    other = jupyter_remote.share(Tracked(os.urandom(2_000_000), tracker_file))
+    assert other.key != first.key
+
+
+def test_a_shared_ref_survives_the_first_holder_letting_go(local):
+    data = np.arange(1_000_000)
+    first = jupyter_remote.share(data)
+    second = jupyter_remote.share(data.copy())
+    key = first.key
+    del first  # the value stays: the second share holds it too
+    assert second.key == key and int(second.get().sum()) == int(data.sum())
+
+
+def test_refs_and_futures_are_returned_as_they_are(local):
+    ref = jupyter_remote.share(5)
+    assert jupyter_remote.share(ref) is ref
+    assert jupyter_remote.share(ref._future).key == ref.key
+
+
+CELL = "n = len(big.data)\n"
+
+
+@pytest.mark.parametrize("threshold, sends", [("1MB", 1), (None, 3)])
+def test_large_cell_inputs_cross_once(local, tracker_file, threshold, sends):
+    Tracked = tracked_class()
+    big = Tracked(os.urandom(2_000_000), tracker_file)
+    with dask.config.set({"jupyter-remote.share.threshold": threshold}):
+        for _ in range(3):
+            result = cells.run_cell(CELL, {"big": big}, local)
+            assert result.refs["n"].get() == 2_000_000
+    assert os.getpid() not in unpickled_in(tracker_file)
+    assert sent_by_notebook(tracker_file) == sends  # shared: once; else each cell a copy
+
+
+def test_large_function_arguments_cross_once(local, tracker_file):
+    Tracked = tracked_class()
+    big = Tracked(os.urandom(2_000_000), tracker_file)
+    f = jupyter_remote.function(size_of)
+    assert [f(big) for _ in range(3)] == [2_000_000] * 3
+    assert sent_by_notebook(tracker_file) == 1
