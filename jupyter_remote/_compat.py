@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -169,6 +170,39 @@ def subshell_manager(kernel: Any, current_thread: Any) -> tuple[Any, Any] | None
     ) is None:
         return None  # only the kernel's own thread may set up the subshell manager
     return channel, channel.manager
+
+
+def hold_subshell_status(kernel: Any, subshell: str) -> bool:
+    """Keep ``subshell``'s busy/idle status off iopub while the main shell runs a cell.
+
+    ipykernel publishes a busy and an idle status for every message a subshell handles;
+    JupyterLab 4.6 shows the last status of any shell message as the kernel's, so a widget
+    message handled on the subshell during a cell turned the notebook Idle while the cell
+    still ran. While the main shell is busy, the kernel's status is the main shell's: the
+    subshell's statuses are left out then (a frontend loses nothing: no reply waits on the
+    idle of a comm message), and published as usual between cells.
+
+    Private: ``Kernel._publish_status`` and ``Kernel._main_asyncio_lock`` (held while the
+    main shell handles a message), ipykernel 7.4; subshell threads are named
+    ``subshell-<id>``. Fallback (either missing): False, statuses flow unchanged.
+    """
+    publish = getattr(kernel, "_publish_status", None)
+    lock = getattr(kernel, "_main_asyncio_lock", None)
+    thread = f"subshell-{subshell}"
+    if publish is None or lock is None:
+        return False
+    if getattr(publish, "_jr_held", None) == thread:
+        return True  # already held
+
+    def held(status: str, channel: str, parent: Any = None) -> Any:
+        if (channel == "shell" and status in ("busy", "idle") and lock.locked()
+                and threading.current_thread().name == thread):
+            return None
+        return publish(status, channel, parent)
+
+    held._jr_held = thread  # type: ignore[attr-defined]
+    kernel._publish_status = held
+    return True
 
 
 def create_subshell(manager: Any) -> str:

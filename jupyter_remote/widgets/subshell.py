@@ -11,6 +11,10 @@ even while the main shell is busy.
 Handlers routed here run on the subshell's thread: they must be thread-safe (the Cancel
 button's handler only talks to the Dask client and pokes the view's redraw).
 
+While the main shell runs a cell, the subshell's own busy/idle statuses are held back
+(:func:`jupyter_remote._compat.hold_subshell_status`): JupyterLab shows the last status of
+any shell message as the kernel's, and the notebook must read Busy until the cell ends.
+
 With an older ipykernel, or outside a kernel, nothing is routed and :func:`respond_while_busy`
 returns False: the widget then works between cells only, as every widget does.
 """
@@ -22,7 +26,13 @@ import logging
 import threading
 import weakref
 
-from jupyter_remote._compat import can_route_comm, create_subshell, route_comm, subshell_manager
+from jupyter_remote._compat import (
+    can_route_comm,
+    create_subshell,
+    hold_subshell_status,
+    route_comm,
+    subshell_manager,
+)
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -72,4 +82,8 @@ def _start_subshell(kernel) -> str | None:
             made.set_exception(exc)
 
     channel.io_loop.add_callback(create)
-    return made.result(timeout=10)
+    subshell = made.result(timeout=10)
+    # The notebook must read Busy until a waiting cell ends: a click handled here during
+    # the cell must not publish its own idle status (JupyterLab would show it as the kernel's).
+    hold_subshell_status(kernel, subshell)
+    return subshell
