@@ -132,3 +132,29 @@ def _held(ref: RemoteRef, cluster: Cluster) -> RemoteRef:
         while len(kept) > KEEP:
             kept.popitem(last=False)
     return ref
+
+
+def with_shared(function: Any, shared: dict[str, Any]) -> Any:
+    """A copy of a ``RemoteFunction`` that gets ``shared`` as keyword arguments on every call.
+
+    Each value is shared first (a ``RemoteRef`` stays as it is), so what rides inside each
+    batch of a ``map`` is a key: Dask brings the value to each worker process once and hands
+    the same object to every batch there.
+    """
+    import functools
+
+    if not isinstance(shared, dict) or not all(isinstance(k, str) for k in shared):
+        raise TypeError(
+            f"shared= expects a dict of keyword argument names to values, got {shared!r}; "
+            'e.g. f.map(items, shared={"table": big})'
+        )
+    if not callable(function.fn):
+        raise TypeError(
+            f"shared= needs a function the notebook holds; {function.name} lives on the "
+            "cluster (defined in a %%remote cell): pass the value as an argument instead"
+        )
+    cluster = function.cluster
+    refs = {name: share(value, cluster) for name, value in shared.items()}
+    bound = functools.partial(function.fn, **refs)
+    return type(function)(bound, function._cluster, function.reqs, name=function.name,
+                          resources=function.resources, cache=function.cache)

@@ -119,3 +119,40 @@ def test_large_function_arguments_cross_once(local, tracker_file):
     f = jupyter_remote.function(size_of)
     assert [f(big) for _ in range(3)] == [2_000_000] * 3
     assert sent_by_notebook(tracker_file) == 1
+
+
+def table_lookup(i, table):
+    return len(table.data) + i
+
+
+@pytest.mark.parametrize("star", [False, True])
+def test_map_shared_reaches_each_worker_once_never_in_the_batches(local, tracker_file, star):
+    Tracked = tracked_class()
+    table = Tracked(os.urandom(2_000_000), tracker_file)
+    f = jupyter_remote.function(table_lookup)
+    if star:
+        got = f.starmap([(i,) for i in range(100)], batch_size=10, shared={"table": table})
+    else:
+        got = f.map(range(100), batch_size=10, shared={"table": table})
+    assert got == [2_000_000 + i for i in range(100)]
+    seen = unpickled_in(tracker_file)
+    assert sent_by_notebook(tracker_file) == 1  # one copy from the notebook...
+    assert len(seen) < 10  # ...not one per batch (10 batches): per worker process at most
+    # A shared RemoteRef works the same way and is not sent again.
+    ref = jupyter_remote.share(table)
+    assert f.map(range(3), shared={"table": ref}) == [2_000_000 + i for i in range(3)]
+    assert sent_by_notebook(tracker_file) == 1
+
+
+def test_map_with_the_table_in_a_closure_sends_it_in_every_batch(local, tracker_file):
+    """The control: what shared= saves."""
+    Tracked = tracked_class()
+    table = Tracked(os.urandom(2_000_000), tracker_file)
+    f = jupyter_remote.function(lambda i: len(table.data) + i)
+    assert f.map(range(100), batch_size=10) == [2_000_000 + i for i in range(100)]
+    assert sent_by_notebook(tracker_file) == 10
+
+
+def test_map_shared_must_be_a_dict_of_names(local):
+    with pytest.raises(TypeError, match="shared= expects a dict"):
+        jupyter_remote.function(table_lookup).map(range(3), shared=[1, 2])
