@@ -28,6 +28,17 @@ SHOWS = {
         ('"two"', 0, r"caught TypeError raised remotely", None),
         ('errors="return"', 0, r"\[10\.0, ZeroDivisionError\('division by zero'\), 2\.0\]", None),
     ],
+    "store.ipynb": [
+        ("slow_square(12)", 0, r"computing 12[\s\S]*144", None),
+        ("value = slow_square(12)", 0, r"144 from the store", r"computing"),  # a hit: no run
+        ("slow_square(13)", 0, r"computing 13[\s\S]*169", None),
+        ("%%remote --cache", 0, r"simulating[\s\S]*\(1000, 50\)", r"reused"),
+        ("%%remote --cache", 1, r"reused the result of call \w+[\s\S]*\(1000, 50\)", r"simulating"),
+        ("%remote cache", 1, r"3 stored result\(s\)[\s\S]*cell +print\(\"simulating\"\)"
+         r"[\s\S]*function +slow_square +13", None),
+        ("jupyter_remote.share(table)", 0, r"same key: True", None),
+        ('shared={"table": table}', 0, r"\[0\.0, 1000\.0, 2000\.0, 3000\.0, 4000\.0\]", None),
+    ],
 }
 
 

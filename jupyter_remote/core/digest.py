@@ -22,6 +22,7 @@ The hash is xxHash's XXH3-128: not a defence against someone forging collisions 
 
 from __future__ import annotations
 
+import dis
 import inspect
 import io
 import os
@@ -123,9 +124,17 @@ def function_digest(fn: Any, seen: set[int] | None = None) -> str:
     return hasher.hexdigest()
 
 
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME"}
+
+
 def global_names(code: types.CodeType) -> set[str]:
-    """The global names a code object (and the code nested in it) may read."""
-    names = set(code.co_names)
+    """The global names a code object (and the code nested in it) reads.
+
+    From the bytecode's global loads, not ``co_names``: that also holds attribute names and
+    modules imported inside the function, which would make a key depend on whatever the
+    notebook happens to have bound under those names.
+    """
+    names = {str(i.argval) for i in dis.get_instructions(code) if i.opname in _GLOBAL_OPS}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= global_names(const)
