@@ -14,6 +14,7 @@ and ``info`` asks a live scheduler for its workers with a bound of ``INFO_TIMEOU
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import threading
@@ -59,6 +60,9 @@ class Cluster:
     embedded
         The embedded local cluster: started once per kernel, tuned for interactive
         latency, closed when the kernel exits.
+    security
+        A ``distributed.Security`` for a ``tls://`` address (None: Dask's own
+        ``distributed.comm.tls.*`` config).
     """
 
     def __init__(
@@ -70,8 +74,10 @@ class Cluster:
         kwargs: dict | None = None,
         embedded: bool = False,
         source: str = "address",
+        security: Any = None,
     ):
         self.name = name
+        self.security = security
         self.address = address
         self.factory = factory
         self.kwargs = dict(kwargs or {})
@@ -89,10 +95,8 @@ class Cluster:
     # -- connection --------------------------------------------------------------------
     @property
     def client(self):
-        """The ``distributed.Client`` of this cluster, connecting or starting it if needed.
-
-        A client that lost its scheduler and is reconnecting is waited for, within
-        ``jupyter-remote.connect-timeout`` in all (never a second full connect after it)."""
+        """The ``distributed.Client`` of this cluster, connecting or starting it if needed;
+        a reconnecting one is waited for within ``connect-timeout`` in all (no second connect)."""
         if self._client is not None and self._client.status == "running":
             return self._client
         with self._lock:
@@ -104,22 +108,17 @@ class Cluster:
                 self._client = self._connect(max(0.5, deadline - time.monotonic()))
         return self._client
 
-    def _await_reconnect(self, deadline: float, timeout: float) -> None:
-        """Wait for a reconnecting client until ``deadline``; raise if it is still trying."""
+    def _await_reconnect(self, deadline: float, timeout: float) -> None:  # or raise
         since = time.strftime("%H:%M:%S", time.localtime(self.mark_unreachable()))
         while self._client is not None and self._client.status == "connecting":
             if time.monotonic() >= deadline:
                 raise ClusterConnectError(
                     f"cluster {self.name!r} ({self.address}) is unreachable since {since}: its "
-                    f"scheduler did not answer within the connect timeout ({timeout:g} s). "
-                    "Check that the scheduler is running and reachable from this machine, or "
-                    "raise jupyter-remote.connect-timeout."
-                )
+                    f"scheduler did not answer within the connect timeout ({timeout:g} s). Check "
+                    "that it runs and is reachable, or raise jupyter-remote.connect-timeout.")
             time.sleep(0.05)
 
-    @property
-    def connected(self) -> bool:
-        return self._client is not None and self._client.status == "running"
+    connected = property(lambda self: self._client is not None and self._client.status == "running")
 
     def _connect(self, timeout: float):
         from distributed import Client
@@ -135,7 +134,7 @@ class Cluster:
                 target = self._cluster
             else:
                 target = self.address
-            client = Client(target, timeout=timeout, set_as_default=False)
+            client = Client(target, timeout=timeout, set_as_default=False, security=self.security)
             if self.embedded:
                 startup = dask.utils.parse_timedelta(config.get("local.startup-timeout"))
                 client.wait_for_workers(len(self._cluster.worker_spec), timeout=startup)
@@ -193,17 +192,15 @@ class Cluster:
             return self._router
 
     # -- information -------------------------------------------------------------------
-    def mark_unreachable(self) -> float:
-        """Note that this cluster's scheduler is out of reach (first sighting wins); the time."""
+    def mark_unreachable(self) -> float:  # the first sighting of a lost scheduler wins
         if self.unreachable_since is None:
             self.unreachable_since = time.time()
         return self.unreachable_since
 
     @property
     def status(self) -> str:
-        """``running``, ``not connected``, ``error``, or ``unreachable since HH:MM:SS``: a
-        client that was connected and is not running lost its scheduler (Dask's client says
-        ``connecting`` while it retries, then ``closed``)."""
+        """``running``, ``not connected``, ``error`` or ``unreachable since HH:MM:SS`` (a
+        client not running has lost its scheduler: it is ``connecting`` again, or closed)."""
         if self._client is None:
             return "error" if self.error else "not connected"
         if self._client.status == "running":
@@ -229,12 +226,9 @@ class Cluster:
             out["log"] = local_cluster.log_path()
         if self.connected and self._client is not None:
             client = self._client
-            try:
+            with contextlib.suppress(Exception):  # slow or just lost: the status tells
                 identity = client.sync(client.scheduler.identity, n_workers=-1,
                                        callback_timeout=INFO_TIMEOUT)
-            except Exception:  # slow or just lost: the status says what is known
-                logger.debug("no worker listing from %s", self.name, exc_info=True)
-            else:
                 out.update(worker_totals(identity.get("workers", {})))
         return out
 
@@ -350,14 +344,15 @@ def cluster(name_or_address: str | None = None) -> Cluster:
         return found
 
 
-def connect(address: str, name: str | None = None) -> Cluster:
-    """Register ``address`` under ``name`` (default: the address) and connect to it."""
+def connect(address: str, name: str | None = None, security: Any = None) -> Cluster:
+    """Register ``address`` under ``name`` (default: the address) and connect to it, with
+    ``security`` (a ``distributed.Security``) for ``tls://``."""
     if not is_address(address):
         raise ClusterConnectError(
             f"{address!r} is not a scheduler address; expected something like tcp://host:8786"
         )
     name = name or address
-    found = Cluster(name, address=address, source="connected")
+    found = Cluster(name, address=address, source="connected", security=security)
     _ = found.client  # fail now, with the connect error, rather than at first use
     with _lock:
         old = _clusters.get(name)
