@@ -164,7 +164,8 @@ class CallWidget(w.VBox):
         # what the cell bound go in a row of their own below, where long text may wrap.
         self.status = w.HTML(layout=w.Layout(flex="0 1 auto"))
         self.cancel_button = w.Button(
-            description="Cancel", icon="stop", button_style="warning", tooltip=_TIP,
+            # the theme's own button colours: the "warning" style is white on orange, 2.7:1
+            description="Cancel", icon="stop", tooltip=_TIP,
             layout=w.Layout(width="auto", flex="none"),
         )
         self.cancel_button.on_click(self._on_cancel)

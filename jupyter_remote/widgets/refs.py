@@ -28,7 +28,7 @@ def ref_card_html(ref) -> str:
     kind = str(info.get("type", "value (type known once computed)" if status == "pending" else "?"))
     fields.append(f"<code>{html.escape(kind)}</code>")
     if "shape" in info:
-        fields.append("shape " + html.escape(str(tuple(info["shape"]))))
+        fields.append("shape " + ("×".join(str(n) for n in info["shape"]) or "()"))
     if "dtype" in info:
         fields.append("dtype " + html.escape(str(info["dtype"])))
     if "nbytes" in info:
