@@ -287,7 +287,10 @@ class ClusterManager(Lifecycle):
             on_scheduler.cancel_call, call, "cancelled from the Remote clusters sidebar"
         )
         if not found["keys"]:
-            raise NotFound(f"no running call {call!r} on cluster {name!r}")
+            raise NotFound(  # the call ended (or never was): say so, cancel nothing
+                f"nothing to stop: call {call!r} is not queued or running on cluster "
+                f"{model.get('label') or name!r} (it may have just finished)"
+            )
         if found["workers"]:
             await client.run(runner.interrupt, call, workers=found["workers"], on_error="return")
         return f"call {found['label'] or call} cancelled"

@@ -136,6 +136,7 @@ async def test_cluster_life(api, jp_fetch, kernel, registry_path, tmp_path):
     assert (
         mine["source"] == "kernel" and mine["status"] == "running" and mine["manageable"] is False
     )
+    assert mine["label"] == "local"  # shown as its cells call it; the key stays unique
     assert mine["workers"] >= 1
 
     # A running remote call is listed with its kernel, and cancelled from here.
@@ -169,8 +170,8 @@ async def test_cluster_life(api, jp_fetch, kernel, registry_path, tmp_path):
         """,
     )
     assert status.strip() == "cancelled"
-    code, _ = await api("DELETE", "clusters", "lab-t", "calls", call["call"])
-    assert code == 404
+    code, reply = await api("DELETE", "clusters", "lab-t", "calls", call["call"])
+    assert code == 404 and "nothing to stop" in reply["message"], reply
 
     # A call with requirements builds an environment on the cluster: the card lists it.
     toy = wheelhouse.wheel(str(tmp_path / "wheels"), "jrsidebar", "1.5")
