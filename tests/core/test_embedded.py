@@ -40,7 +40,8 @@ def test_nothing_the_package_started_listens_beyond_loopback(local, house):
     with dask.config.set({"jupyter-remote.pip-options": ["--no-index", "--find-links", house]}):
         assert jupyter_remote.function(toy_version, local, reqs=["jrtoy==1.0"])() == "1.0"
     started = psutil.Process().children(recursive=True)
-    kinds = {" ".join(p.cmdline()[1:4]) for p in started if p.is_running()}
+    kinds = {" ".join(p.cmdline()[1:5]) for p in started if p.is_running()}
+    assert any("jupyter_remote.worker.envchild" in k for k in kinds), kinds  # an env process
     assert len(started) >= 3, f"expected a scheduler, workers and an env process; got {kinds}"
     sockets = listening(started)
     assert sockets, "the cluster's processes listen on nothing: the test would prove nothing"

@@ -3,8 +3,8 @@ namespace, each worker in its own with its own HOME, TMPDIR, XDG folders, enviro
 and working directory (its "disk"), started as a user would (``python -m distributed.cli.*``)
 with the suite's hermetic environment (tests/hermetic.py) plus its own home.
 
-The scheduler drops a silent worker after ``WORKER_TTL`` (as the embedded cluster does), so a
-cut link is noticed in seconds. Every process is started in a session of its own and ended
+The scheduler drops a silent worker after ``WORKER_TTL`` (the knobs are Dask's own, set as
+``DASK_DISTRIBUTED__...`` variables), so a cut link is noticed in seconds. Every process is started in a session of its own and ended
 by its process group's id, also when a test fails.
 """
 
@@ -20,7 +20,12 @@ from pathlib import Path
 
 from tests.hosts.network import Network
 
-WORKER_TTL = "10s"
+# How fast the scheduler gives up on a silent host: it checks every WORKER_TTL and drops a
+# worker not heard from for that long, after a restart attempt through the worker's nanny
+# that fails within CONNECT_TIMEOUT when the host is cut off (Dask's defaults, 5 minutes and
+# 30 s, let a cut host hold its calls for minutes).
+WORKER_TTL = "5s"
+CONNECT_TIMEOUT = "3s"
 PORT = 8786
 
 
@@ -76,6 +81,7 @@ class HostCluster:
         env = dict(os.environ)  # the suite's hermetic pins, inherited
         env.update({
             "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": WORKER_TTL,
+            "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": CONNECT_TIMEOUT,
             "DASK_LOGGING__DISTRIBUTED": "info",
             "PYTHONUNBUFFERED": "1",
         })
