@@ -8,6 +8,14 @@ client's event-loop thread. Otherwise (terminal IPython, no ipywidgets, or
 state, worker and elapsed time on stderr, prefixed ``[remote]``, and its lines in the
 waiting thread, so they land in the cell that waits.
 
+Besides the cell view protocol, the magic tells a cell's view two things only it knows:
+``connecting(cluster)`` before the first use of a cluster that is not connected (the first
+cell of a kernel says "starting local cluster (2 workers)…" at once instead of waiting in
+silence while it starts), and ``show_bound(bound, before)`` once the names are bound (what
+the cell bound, and names that changed kind, worded by :mod:`.bound`). Exceptions a cell
+raises pass through :func:`traceback_for`, so the user sees the remote traceback or our
+one-line message, never the package's frames.
+
 Importing this module is cheap (``%load_ext`` imports it): Dask and ipywidgets load when a
 call first shows. ``CellView``/``WidgetCellView`` implement the cell view protocol
 (:class:`jupyter_remote.core.views.CellView`), ``FunctionTextView``/``FunctionWidgetView``
