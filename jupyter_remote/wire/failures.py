@@ -14,8 +14,11 @@ object set on the exception, so nothing here imports IPython.
 
 from __future__ import annotations
 
+import linecache
 import os
 import pickle
+import re
+import sys
 import traceback
 from typing import Any
 
@@ -69,7 +72,7 @@ class RenderedTraceback:
         self.where = where
 
     def __call__(self) -> list[str]:
-        lines = self.text.rstrip().splitlines()
+        lines = _with_local_source(self.text.rstrip().splitlines())
         if lines and lines[0].startswith("Traceback"):
             lines = lines[1:]  # our own header below says it once
         where = f" in {self.where}" if self.where else ""
@@ -82,6 +85,32 @@ class RenderedTraceback:
             if sep and " " not in name:
                 lines[-1] = f"{_BOLD_RED}{name}{_RESET}:{rest}"
         return out + lines
+
+
+_DYNAMIC = re.compile(r'^  File "<dynamic-code>", line (\d+), in (\w+)$')
+
+
+def _with_local_source(lines: list[str]) -> list[str]:
+    """Add the source line under a frame of a notebook function that travelled by value.
+
+    cloudpickle drops a function's file name (``<dynamic-code>``), so the worker cannot show
+    its lines; the notebook can, when the frame's function is a notebook global of that name
+    whose code spans that line (IPython keeps every cell's source in ``linecache``).
+    """
+    main = sys.modules.get("__main__")
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        found = _DYNAMIC.match(line)
+        if found is None or (i + 1 < len(lines) and lines[i + 1].startswith("    ")):
+            continue
+        code = getattr(getattr(main, found.group(2), None), "__code__", None)
+        lineno = int(found.group(1))
+        if code is not None and lineno in {n for _, _, n in code.co_lines()}:
+            text = linecache.getline(code.co_filename, lineno).strip()
+            if text:
+                out.append(f"    {text}")
+    return out
 
 
 def unpack_exception(error: BaseException, where: str = "") -> BaseException:

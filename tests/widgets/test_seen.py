@@ -62,8 +62,10 @@ def test_a_remote_function_failure_shows_the_same(kernel):
         "jupyter_remote.function(g)(7)\n",
     )
     assert reply["ename"] == "ValueError"
-    # (the function travelled by value: the worker knows its line, not the line's text)
-    assert "line 3, in g" in shown and shown.rstrip().endswith("ValueError: bad 7")
+    # The function travelled by value (cloudpickle drops its file name): its line's text
+    # comes from the notebook, where the cell that defined it is known.
+    assert "line 3, in g\n    raise ValueError(f'bad {v}')" in shown, shown
+    assert shown.rstrip().endswith("ValueError: bad 7")
     _no_plumbing(shown)
 
 
