@@ -215,13 +215,10 @@ class WidgetCellView(CellView):
         self._placeholder = None  # the "starting…" line shown until the call's widget
 
     def connecting(self, cluster) -> None:
-        from IPython.display import HTML, display
+        from IPython.display import display
 
-        words = starting_words(cluster)
-        self._placeholder = display(
-            HTML(f"<div class='jupyter-remote-starting'><i>{words}</i></div>"),
-            display_id=True,
-        )
+        self._placeholder = display(_line_bundle(starting_words(cluster)), raw=True,
+                                    display_id=True)
 
     def start(self, call) -> None:
         from jupyter_remote.widgets import CallWidget
@@ -239,9 +236,8 @@ class WidgetCellView(CellView):
         if self.widget is not None and self.wait:
             self.widget.record()  # the traceback follows
         elif self.widget is None and self._placeholder is not None:
-            from IPython.display import HTML
-
-            self._placeholder.update(HTML("<i>not started</i>"))  # the error follows
+            # the error follows
+            self._placeholder.update(_line_bundle("not started"), raw=True)
 
     def show_bound(self, bound: dict, before: dict) -> None:
         from jupyter_remote.ipython import bound as words
@@ -261,6 +257,14 @@ class WidgetCellView(CellView):
         else:
             names = ", ".join(bound) or "no names"
             self.widget.set_note(f"bound {names} as pending refs")
+
+
+def _line_bundle(words: str) -> dict:
+    """A one-line output in both forms (the text one is what nbconvert and GitHub show)."""
+    import html
+
+    return {"text/plain": words,
+            "text/html": f"<div class='jupyter-remote-starting'><i>{html.escape(words)}</i></div>"}
 
 
 class FunctionWidgetView:
