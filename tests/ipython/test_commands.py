@@ -64,3 +64,24 @@ def test_preview_text():
     assert preview.preview(list(range(1000))) == "[0, 1, 2, 3, 4]\n(first 5 of 1,000)"
     assert preview.preview(42) is None and preview.preview("text") is None
     assert preview.preview([1, 2]) == "[1, 2]"
+
+
+def test_functions_lists_saved_versions(shell, run, capsys, tmp_path):
+    import re
+
+    import dask
+
+    with dask.config.set({"jupyter-remote.store.url": str(tmp_path / "store")}):
+        shell.run_line_magic("remote", "functions")
+        assert "no saved functions in" in capsys.readouterr().out
+        run("import jupyter_remote\ndef prep(x):\n    return x\n"
+            "jupyter_remote.function(prep, name='prep').save()\n"
+            "jupyter_remote.function(prep, name='prep', reqs=['pkg==1']).save()\n")
+        capsys.readouterr()
+        shell.run_line_magic("remote", "functions")
+        out = capsys.readouterr().out
+        assert re.search(r"prep@1 +\d+ s ago +- +-", out), out
+        assert re.search(r"prep@2 \(prep\) +\d+ s ago +- +pkg==1", out), out
+        shell.run_line_magic("remote", "functions --latest")
+        out = capsys.readouterr().out
+        assert "prep@2" in out and "prep@1" not in out
