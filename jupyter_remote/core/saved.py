@@ -61,10 +61,9 @@ def save(function: Any) -> str:
     return f"{function.name}@{version}"
 
 
-def load(name: str, cluster: str | Cluster | None = None) -> Any:
-    """The ``RemoteFunction`` saved as ``name`` (``prep`` or ``prep@2``), bound to ``cluster``."""
-    from jupyter_remote.core.functions import RemoteFunction
-
+def load(name: str, cluster: str | Cluster | None = None) -> dict[str, Any]:
+    """What was saved as ``name`` (``prep`` or ``prep@2``): ``fn``, ``reqs``, ``resources``
+    and ``name``, read from the store by a worker of ``cluster``."""
     base, _, version = name.partition("@")
     if version and not version.isdigit():
         raise ValueError(f"a saved function is NAME or NAME@VERSION (a number), got {name!r}")
@@ -74,9 +73,8 @@ def load(name: str, cluster: str | Cluster | None = None) -> Any:
                                       int(version) if version else None, pure=False).result()
     if body is None:
         raise UnknownFunctionError(name, known, spec["url"])
-    saved = cloudpickle.loads(body)
-    return RemoteFunction(saved["fn"], cluster, saved["reqs"], name=base,
-                          resources=saved["resources"])
+    saved: dict[str, Any] = cloudpickle.loads(body)
+    return {**saved, "name": base}
 
 
 def listing(cluster: Any) -> list[dict[str, Any]]:
