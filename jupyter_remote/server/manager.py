@@ -288,7 +288,8 @@ class ClusterManager(Lifecycle):
         )
         if not found["keys"]:
             raise NotFound(  # the call ended (or never was): say so, cancel nothing
-                f"nothing to stop: call {call!r} is not queued or running on cluster "
+                f"nothing to stop: {found['label'] or 'call ' + repr(call)} is not queued or "
+                "running on cluster "
                 f"{model.get('label') or name!r} (it may have just finished)"
             )
         if found["workers"]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,60 @@ def test_the_notebook_widgets(lab, page, step, artifacts, tmp_path):
                 violations = axe_violations(page, where, A11Y_RULES)
                 assert not violations, f"axe-core, {what}, {theme} theme:\n{describe(violations)}"
         set_theme(page, False)
+
+
+def test_a_sidebar_cancel_that_finds_nothing_says_so(lab, page, step, artifacts, tmp_path):
+    """Item 1: the call ends between the sidebar's listing and the click. The page's timers
+    are paused (Playwright's clock) so the list stays as the user saw it; the server, the
+    kernel and the cluster run as usual."""
+    gate = tmp_path / "gate"
+    gated = GATED.format(gate=str(gate)).replace("%%remote --out gated", "%%remote --no-wait --out gated")
+    write_notebook(lab.root / "late.ipynb", "%load_ext jupyter_remote", gated)
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    page.clock.install()
+
+    with step("run a call that waits for the test"):
+        page.goto(f"{lab.url}/lab/tree/late.ipynb?reset&token={lab.token}")
+        page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
+        run_cell(page, cells.nth(0))
+        cells.nth(0).locator(".jp-InputPrompt", has_text="[1]").wait_for(timeout=60_000)
+        run_cell(page, cells.nth(1))
+        cells.nth(1).locator(".jupyter-remote-call pre", has_text="waiting for the gate").wait_for(
+            timeout=90_000
+        )
+
+    with step("the sidebar lists it as running"):
+        page.locator('.jp-SideBar [data-id="jupyter-remote-sidebar"]').click()
+        card = page.locator(".jr-Card", has=page.locator(".jr-Card-name", has_text=re.compile("^local$")))
+        card.wait_for(timeout=30_000)
+        card.locator(".jr-Card-toggle").click()
+        call = card.locator(".jr-Call", has_text="late.ipynb").filter(has_text="running")
+        call.wait_for(timeout=30_000)
+        name = card.get_attribute("data-cluster")
+
+    with step("the call ends while the list is on screen; Cancel says nothing was stopped"):
+        now = datetime.fromtimestamp(page.evaluate("Date.now()") / 1000 + 0.01)
+        page.clock.pause_at(now)  # the page's timers stop: the list is not refreshed now
+        page.wait_for_timeout(3000)  # a refresh already under way ends (real time)
+        assert call.count() == 1
+        gate.write_text("open")
+        cells.nth(1).locator(".jr-state", has_text="done").wait_for(timeout=60_000)
+
+        def listed() -> list:
+            code, detail = lab.request("GET", f"jupyter-remote/api/clusters/{name}")
+            assert code == 200, detail
+            return [c for c in detail["calls"] if "late.ipynb" in (c.get("notebook") or "")]
+
+        deadline = 60
+        while listed() and deadline:
+            page.wait_for_timeout(250)
+            deadline -= 1
+        assert not listed()
+        assert call.count() == 1  # still on screen, as the user saw it
+        call.locator('[data-action="cancel-call"]').click()
+        error = page.locator(".jr-Sidebar .jr-Error", has_text="nothing to stop")
+        error.wait_for(timeout=30_000)
+        text = error.inner_text()
+        assert "cluster 'local'" in text and name not in text, text  # its name, not its key
+        page.locator(".jr-Sidebar").screenshot(path=str(artifacts / "nothing-to-stop.png"))
+        page.clock.resume()
