@@ -85,3 +85,23 @@ def test_functions_lists_saved_versions(shell, run, capsys, tmp_path):
         shell.run_line_magic("remote", "functions --latest")
         out = capsys.readouterr().out
         assert "prep@2" in out and "prep@1" not in out
+
+
+def test_free_and_shutdown(shell, run, capsys, registry_path):
+    import os
+    import time
+
+    from jupyter_remote.core import registry
+
+    run("%%remote\nfreed_a = 1\nfreed_b = 2\n")
+    capsys.readouterr()
+    shell.run_line_magic("remote", "free freed_a freed_b")
+    assert "freed 2 remote value(s): freed_a, freed_b" in capsys.readouterr().out
+    assert "freed_a" not in shell.user_ns and "freed_b" not in shell.user_ns
+    with pytest.raises(UsageError, match="'freed_a' is not bound"):
+        shell.run_line_magic("remote", "free freed_a")
+    registry.change("sidebars", lambda old: {
+        "address": "tcp://127.0.0.1:1", "source": "server", "pid": os.getpid(),
+        "created": time.time(), "status": "running"})
+    with pytest.raises(UsageError, match="belongs to the Remote clusters sidebar"):
+        shell.run_line_magic("remote", "shutdown sidebars")

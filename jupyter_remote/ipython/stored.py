@@ -1,0 +1,122 @@
+"""``%remote`` subcommands for what outlives a call: results in the result store
+(``cache``), saved functions (``functions``), freeing remote values (``free``) and shutting
+down clusters (``shutdown``). Each parses, calls core, prints; the logic is in
+:mod:`jupyter_remote.core.memo`, :mod:`~jupyter_remote.core.saved` and
+:mod:`~jupyter_remote.core.cleanup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from IPython.core.error import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments raise ``UsageError`` with the usage, as IPython's magics do."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}\n{self.format_usage()}")
+
+
+def parser(name: str, description: str) -> Parser:
+    return Parser(prog=f"%remote {name}", description=description, add_help=False)
+
+
+def parse(p: Parser, words: list[str]) -> argparse.Namespace:
+    return p.parse_args(words)
+
+
+def on_cluster(name: str, description: str, flag: str, flag_help: str, words: list[str]):
+    """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
+    from jupyter_remote.ipython.arguments import cluster
+
+    p = parser(name, description)
+    p.add_argument("cluster", nargs="?", default=None)
+    p.add_argument(f"--{flag}", action="store_true", help=flag_help)
+    args = parse(p, words)
+    return getattr(args, flag), cluster(args.cluster)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cache_cmd(shell, words: list[str]) -> None:
+    clear, found = on_cluster(
+        "cache", "list the results kept in the result store (jupyter-remote.store.url) by "
+        "function(..., cache=True) and `%%remote --cache`, or remove them",
+        "clear", "remove them from the store (saved functions stay)", words,
+    )
+    from dask.utils import format_bytes
+
+    from jupyter_remote.core import memo
+
+    url = memo.store_spec()["url"]
+    if clear:
+        print(f"removed {memo.clear(found)} stored result(s) from {url}")
+        return
+    rows = [r for r in memo.entries(found) if r.get("kind") in ("function", "cell")]
+    if not rows:
+        print(f"no stored results in {url} (calls with cache=True and --cache cells store theirs)")
+        return
+    print(f"{len(rows)} stored result(s) in {url}, most recently used first:")
+    print(table(
+        [[r["kind"], r.get("label", ""), r.get("inputs", "") or "-", format_bytes(r["size"]),
+          memo.age(r["created"]), memo.age(r["used"])] for r in reversed(rows)],
+        ["what", "function or cell", "inputs", "size", "stored", "last used"],
+    ))
+
+
+def functions_cmd(shell, words: list[str]) -> None:
+    only_latest, found = on_cluster(
+        "functions", "list the functions saved in the result store (function(...).save())",
+        "latest", "only the latest version of each name", words,
+    )
+    from jupyter_remote.core import memo, saved
+
+    rows = saved.listing(found)
+    url = memo.store_spec()["url"]
+    if not rows:
+        print(f"no saved functions in {url} (save one with jupyter_remote.function(fn, "
+              "name='prep').save())")
+        return
+    latest = {r["name"]: r["version"] for r in rows}  # rows come by name, then version
+    if only_latest:
+        rows = [r for r in rows if latest[r["name"]] == r["version"]]
+    print(table(
+        [[f"{r['name']}@{r['version']}" + (f" ({r['name']})" if latest[r["name"]] == r["version"]
+                                          else ""),
+          memo.age(r["saved"]), r.get("notebook", "-"), r.get("reqs", "-")] for r in rows],
+        ["function", "saved", "from notebook", "requirements"],
+    ))
+
+
+def free_cmd(shell, words: list[str]) -> None:
+    p = parser("free", "drop remote values from the cluster now and their names from the notebook")
+    p.add_argument("names", nargs="+", metavar="NAME", help="names of refs, or `all`")
+    args = parse(p, words)
+    from jupyter_remote.core import cleanup
+
+    try:
+        freed = cleanup.free(shell.user_ns, args.names)
+    except (KeyError, TypeError) as exc:
+        raise UsageError(str(exc.args[0])) from None
+    print(f"freed {len(freed)} remote value(s)" + (f": {', '.join(freed)}" if freed else ""))
+
+
+def shutdown_cmd(shell, words: list[str]) -> None:
+    from jupyter_remote.core.cleanup import NotOwnerError
+    from jupyter_remote.ipython.arguments import cluster
+
+    p = parser("shutdown", "shut down a cluster this notebook started (or disconnect from one "
+                "it connected to)")
+    p.add_argument("cluster", nargs="?", default=None)
+    found = cluster(parse(p, words).cluster)
+    try:
+        print(found.shutdown())
+    except NotOwnerError as exc:
+        raise UsageError(str(exc)) from None

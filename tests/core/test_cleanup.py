@@ -1,0 +1,78 @@
+"""Cleaning up: freeing refs drops their values from the cluster now; shutting down follows
+ownership (started here: closed; connected: disconnected; the sidebar's or another kernel's:
+refused, naming the owner). Real clusters: LocalClusters with worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dask
+import pytest
+from distributed import LocalCluster
+
+import jupyter_remote
+from jupyter_remote.core import cells, cleanup, clusters, registry
+from tests.conftest import wait_until
+
+
+def _keys(dask_scheduler=None) -> list[str]:
+    return [str(k) for k in dask_scheduler.tasks]
+
+
+def test_free_drops_values_from_the_cluster_and_names_from_the_namespace(local):
+    ns = {"plain": 3}
+    result = cells.run_cell("a = bytes(1000)\nb = 2\nc = 3\n", {}, local)
+    ns.update(result.bound)
+    keys = {n: ns[n].key for n in "abc"}
+    del result
+    assert cleanup.free(ns, ["a"]) == ["a"] and "a" not in ns
+    wait_until(lambda: keys["a"] not in local.client.run_on_scheduler(_keys), what="a freed")
+    assert keys["b"] in local.client.run_on_scheduler(_keys)
+    with pytest.raises(KeyError, match="'nope' is not bound"):
+        cleanup.free(ns, ["nope"])
+    with pytest.raises(TypeError, match="'plain' is a int, not a remote value"):
+        cleanup.free(ns, ["b", "plain"])
+    assert "b" in ns  # nothing was freed: the bad name was found first
+    assert sorted(cleanup.free(ns, ["all"])) == ["b", "c"] and ns == {"plain": 3}
+    wait_until(lambda: not {keys["b"], keys["c"]} & set(local.client.run_on_scheduler(_keys)),
+               what="b and c freed")
+
+
+def test_shutdown_disconnects_from_a_cluster_it_only_connected_to():
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as lc:
+        found = clusters.connect(lc.scheduler_address, name="borrowed")
+        assert found.client.submit(int, "4").result() == 4
+        said = jupyter_remote.cluster("borrowed").shutdown()
+        assert "disconnected from cluster 'borrowed'" in said
+        assert lc.scheduler.status.name == "running" and len(lc.scheduler.workers) == 1
+
+
+def test_shutdown_closes_a_config_factory_cluster_it_started():
+    factory = {"factory": "distributed.LocalCluster",
+               "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": ":0"}}
+    with dask.config.set({"jupyter-remote.clusters.made-here": factory}):
+        found = jupyter_remote.cluster("made-here")
+        first = found.client.scheduler.address
+        assert found.client.submit(int, "5").result() == 5
+        said = found.shutdown()
+        assert "shut down cluster 'made-here'" in said
+        again = jupyter_remote.cluster("made-here")
+        assert again.client.submit(int, "6").result() == 6  # a fresh one, started on use
+        assert again.client.scheduler.address != first
+        again.shutdown()
+
+
+@pytest.mark.parametrize("source, owner", [
+    ("server", r"belongs to the Remote clusters sidebar"),
+    ("kernel", r"belongs to another kernel \(other\.ipynb, process \d+\)"),
+])
+def test_shutdown_refuses_what_others_own(registry_path, source, owner):
+    entry = {"address": "tcp://127.0.0.1:1", "source": source, "pid": os.getpid(),
+             "created": time.time(), "status": "running", "notebook": "/work/other.ipynb"}
+    name = f"theirs-{source}"
+    registry.change(name, lambda old: dict(entry))
+    found = jupyter_remote.cluster(name)
+    with pytest.raises(cleanup.NotOwnerError, match=owner):
+        found.shutdown()
+    assert registry.get(name) is not None  # untouched
