@@ -37,7 +37,10 @@ def test_running_and_queued_cells_are_listed(shell, run, local, client, tmp_path
     running = _last_call(local)
     run("%%remote --no-wait\nafter = held + 1\n")  # needs the first: queued behind it
     queued = _last_call(local)
-    rows = wait_until(lambda: (r := _rows(client)).get(running, {}).get("state") == "running" and r,
+    # (a submit reaches the scheduler a moment later: wait for both, then check the states)
+    rows = wait_until(lambda: {running, queued} <= set(r := _rows(client)) and r,
+                      what="both cells listed")
+    rows = wait_until(lambda: (r := _rows(client))[running]["state"] == "running" and r,
                       what="the first cell listed as running")
     assert rows[queued]["state"] == "queued"
     gate.write_text("")
