@@ -156,3 +156,23 @@ def test_map_with_the_table_in_a_closure_sends_it_in_every_batch(local, tracker_
 def test_map_shared_must_be_a_dict_of_names(local):
     with pytest.raises(TypeError, match="shared= expects a dict"):
         jupyter_remote.function(table_lookup).map(range(3), shared=[1, 2])
+
+
+def test_another_client_of_the_cluster_shares_without_sending(local, tracker_file):
+    """What another notebook does: its own client, connected to the same scheduler."""
+    from jupyter_remote.core import clusters
+
+    Tracked = tracked_class()
+    value = Tracked(os.urandom(2_000_000), tracker_file)
+    mine = jupyter_remote.share(value)
+    other = clusters.connect(local.client.scheduler.address, name="other-notebook")
+    try:
+        assert other.client.id != local.client.id
+        theirs = jupyter_remote.share(Tracked(bytes(value.data), tracker_file), cluster=other)
+        assert theirs.key == mine.key
+        assert jupyter_remote.function(size_of, cluster=other)(theirs) == 2_000_000
+        assert sent_by_notebook(tracker_file) == 1  # the second client sent only the hash
+        del mine  # the first notebook lets go: the second still holds the value
+        assert jupyter_remote.function(size_of, cluster=other)(theirs) == 2_000_000
+    finally:
+        other.close()
