@@ -257,3 +257,16 @@ def test_two_kernels_with_two_clusters_share_one_store(tmp_path):
     finally:
         for k in kernels:
             k.close()
+
+
+def sized(x):
+    return bytes(600) + bytes([x])
+
+
+def test_max_size_evicts_least_recently_used_results(local, store):
+    with dask.config.set({"jupyter-remote.store.max-size": 1500}):
+        f = jupyter_remote.function(sized, cache=True)
+        f(1), f(2)
+        f(1)  # 1 is now used more recently than 2
+        f(3)  # over 1,500 bytes: the least recently used entry (2) goes
+    assert sorted(r["inputs"] for r in store.list()) == ["1", "3"]
