@@ -3,7 +3,8 @@
 - :func:`free` drops refs from a notebook namespace and releases them on the cluster now
   (the scheduler forgets a value as soon as nobody else holds it: another ref, a published
   name, a running call that uses it), so memory comes back at once instead of whenever the
-  garbage collector gets to the notebook's objects.
+  garbage collector gets to the notebook's objects (``%remote free all`` also lets go of
+  the large inputs the notebook shared automatically: :func:`.share.release_held`).
 - :func:`shutdown` follows who owns a cluster: the embedded cluster and a config factory
   cluster this kernel started are closed (a later ``%%remote`` starts a fresh one); a
   cluster this kernel only connected to is disconnected from (it keeps running for its

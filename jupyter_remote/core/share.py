@@ -124,6 +124,17 @@ _kept: weakref.WeakKeyDictionary[Cluster, collections.OrderedDict[str, RemoteRef
 _lock = threading.Lock()
 
 
+def release_held(cluster: Cluster | None = None) -> int:
+    """Let go of the automatically shared values held for ``cluster`` (None: every cluster);
+    how many (``%remote free all``)."""
+    with _lock:
+        targets = [cluster] if cluster is not None else list(_kept)
+        refs = [ref for c in targets for ref in _kept.pop(c, {}).values()]
+    for ref in refs:
+        ref.release()
+    return len(refs)
+
+
 def _held(ref: RemoteRef, cluster: Cluster) -> RemoteRef:
     with _lock:
         kept = _kept.setdefault(cluster, collections.OrderedDict())

@@ -99,12 +99,14 @@ def free_cmd(shell, words: list[str]) -> None:
     p = parser("free", "drop remote values from the cluster now and their names from the notebook")
     p.add_argument("names", nargs="+", metavar="NAME", help="names of refs, or `all`")
     args = parse(p, words)
-    from jupyter_remote.core import cleanup
+    from jupyter_remote.core import cleanup, share
 
     try:
         freed = cleanup.free(shell.user_ns, args.names)
     except (KeyError, TypeError) as exc:
         raise UsageError(str(exc.args[0])) from None
+    if args.names == ["all"]:
+        share.release_held()  # the large inputs shared automatically go too
     print(f"freed {len(freed)} remote value(s)" + (f": {', '.join(freed)}" if freed else ""))
 
 
