@@ -53,6 +53,16 @@ def _remote(value: Any) -> bool:
     return type(value).__name__ in ("RemoteRef", "RemoteFunction") and as_future(value) is not None
 
 
+class ShutdownMixin:
+    """What gives :class:`~jupyter_remote.core.clusters.Cluster` its ``shutdown()`` (kept
+    here, with the ownership rules it follows)."""
+
+    def shutdown(self) -> str:
+        """Close this cluster if this kernel started it, else disconnect from it; a cluster
+        the sidebar or another kernel owns is refused, naming the owner."""
+        return shutdown(self)
+
+
 def shutdown(cluster: Any) -> str:
     """Close ``cluster`` if this kernel started it, disconnect if it only connected;
     raise :class:`NotOwnerError` for the sidebar's and other kernels' clusters. Returns what

@@ -28,6 +28,7 @@ from jupyter_remote import config
 from jupyter_remote._compat import zero_interval
 from jupyter_remote.core import embedded as local_cluster
 from jupyter_remote.core import registry, versions
+from jupyter_remote.core.cleanup import ShutdownMixin
 from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def is_address(name: str) -> bool:
     return name.startswith(_SCHEMES)
 
 
-class Cluster:
+class Cluster(ShutdownMixin):
     """A Dask cluster known by name; connects (or starts) on first use.
 
     Parameters
