@@ -73,7 +73,14 @@ def test_remote_prints_appear_in_the_cell(run, capsys):
     assert "to stderr" in captured.err
 
 
-def test_cache_reuses_an_identical_cell(shell, run, capsys):
+def test_cache_reuses_an_identical_cell(shell, run, capsys, tmp_path):
+    import dask
+
+    with dask.config.set({"jupyter-remote.store.url": str(tmp_path / "store")}):
+        _cache_reuses_an_identical_cell(shell, run, capsys)
+
+
+def _cache_reuses_an_identical_cell(shell, run, capsys):
     cell = "%%remote --cache\nimport time\nprint('computing')\nmade = (time.time_ns(), size)\nmade[1]\n"
     first = run(cell, size=10)
     value = shell.user_ns["made"].get()
@@ -92,11 +99,13 @@ def test_cache_reuses_an_identical_cell(shell, run, capsys):
     assert "computing" in capsys.readouterr().out
     run("%remote cache")
     listed = capsys.readouterr().out
-    assert reused.group(1) in listed and "made" in listed
+    assert re.search(r"2 stored result\(s\) in .*store", listed), listed
+    assert re.search(r"cell +import time +size=11", listed), listed  # most recent first
+    assert re.search(r"cell +import time +size=10 +\d+ B", listed), listed
     run("%remote cache --clear")
-    assert re.search(r"forgot [1-9]\d* cached run", capsys.readouterr().out)
+    assert re.search(r"removed 2 stored result", capsys.readouterr().out)
     run("%remote cache")
-    assert "no cached runs" in capsys.readouterr().out
+    assert "no stored results" in capsys.readouterr().out
     run(cell, size=10)  # forgotten: it runs again
     assert "computing" in capsys.readouterr().out
 
