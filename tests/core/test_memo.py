@@ -219,6 +219,7 @@ f = jupyter_remote.function(slow, cache=True)
 '''
 
 
+@pytest.mark.slow
 def test_two_kernels_with_two_clusters_share_one_store(tmp_path):
     """Identical source typed in another kernel, with its own embedded cluster, hits."""
     from tests.widgets.kernel import Kernel

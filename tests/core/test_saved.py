@@ -60,6 +60,7 @@ def test_a_saved_function_keeps_its_requirements_and_resources(local, store):
     assert jupyter_remote.function(name="adder", reqs=[], resources={})(2, 3) == 5
 
 
+@pytest.mark.slow
 def test_a_function_saved_in_one_kernel_loads_in_another(tmp_path):
     from tests.widgets.kernel import Kernel
 
