@@ -22,11 +22,13 @@ The hash is xxHash's XXH3-128: not a defence against someone forging collisions 
 
 from __future__ import annotations
 
+import collections
 import dis
 import inspect
 import io
 import os
 import pickle
+import re
 import sys
 import sysconfig
 import types
@@ -79,11 +81,29 @@ class _HashingPickler(cloudpickle.Pickler):  # type: ignore[misc]
         return super().reducer_override(obj)
 
 
+# Memoized cells' call ids -> their store keys: a name a memoized cell bound (Dask key
+# ``remote-take-<call id>-<name>``) counts by the cell's store key, so a chain of cached cells
+# hits end to end in another kernel, where the call ids differ. Bounded: the oldest go.
+_cells: collections.OrderedDict[str, str] = collections.OrderedDict()
+_TAKE = re.compile(r"^remote-take-([0-9a-f]+)-(.+)$")
+
+
+def alias_cell(call_id: str, store_key: str) -> None:
+    """Count the names bound by the memoized cell ``call_id`` by ``store_key``."""
+    _cells[call_id] = store_key
+    while len(_cells) > 10_000:
+        _cells.popitem(last=False)
+
+
 def ref_identity(key: str) -> str:
     """What a remote value counts as: its store key when it came from the store (a memoized
-    call's key is ``remote-memo-<store key>-<call id>``), else its Dask key."""
+    call's key is ``remote-memo-<store key>-<call id>``; a memoized cell's names count by the
+    cell's store key and the name), else its Dask key."""
     if key.startswith("remote-memo-"):
         return "memo:" + key[len("remote-memo-"):].rpartition("-")[0]
+    match = _TAKE.match(key)
+    if match and match.group(1) in _cells:
+        return f"memo:{_cells[match.group(1)]}:{match.group(2)}"
     return key
 
 

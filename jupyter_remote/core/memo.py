@@ -74,6 +74,7 @@ def submit_cell(call: calls.Call, spec: dict, inputs: dict, *, label: str,
     first = spec["source"].strip().splitlines()[0][:60]
     info = _info(call, key, "cell", first, summary((), inputs))
     info["outputs"] = list(spec["outputs"])
+    digest.alias_cell(call.id, key)  # its names count by this key as inputs of later calls
     return call.submit(spec, names=inputs, resources=resources, env=env,
                        fn=worker_memo.run, extra=[info])
 

@@ -271,3 +271,15 @@ def test_max_size_evicts_least_recently_used_results(local, store):
         f(1)  # 1 is now used more recently than 2
         f(3)  # over 1,500 bytes: the least recently used entry (2) goes
     assert sorted(r["inputs"] for r in store.list()) == ["1", "3"]
+
+
+def test_names_of_a_cached_cell_count_by_its_store_key(local, store, tmp_path):
+    """A chain of cached cells hits end to end, though each run has other Dask keys."""
+    marker = str(tmp_path / "runs.txt")
+    up1 = cells.run_cell("u = 5\n", {}, local, cache=True).refs["u"]
+    up2 = cells.run_cell("u = 5\n", {}, local, cache=True).refs["u"]  # a hit: new keys
+    assert up1.key != up2.key
+    source = "open(path, 'a').write('run\\n')\nv = u + 1\n"
+    first = cells.run_cell(source, {"u": up1, "path": marker}, local, cache=True)
+    again = cells.run_cell(source, {"u": up2, "path": marker}, local, cache=True)
+    assert again.reused == first.call.id and _runs(tmp_path / "runs.txt") == 1
