@@ -7,11 +7,19 @@ calls a stable function of :mod:`jupyter_remote.worker.runner` with an opaque pa
 calling thread until the call ends, handing log lines to a callback *in that thread* (so a
 waiting notebook cell prints them into itself), and turns a timeout or a
 ``KeyboardInterrupt`` into a cancelled call.
+
+Waits are held: a call keeps the router it was opened with, so ending a call on a lost
+cluster never starts a second connect; ``cancel`` is best effort within
+``jupyter-remote.cancel-timeout`` (a worker cut off by the network cannot answer, and a
+timed-out cell must not wait for it). A call that fails before it is sent (its inputs do
+not pickle, no worker has its resources) ends ``failed`` with its error in its log, so it
+never stays "queued" in ``%remote logs``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 import time
@@ -21,14 +29,15 @@ from typing import Any
 
 import dask
 
-from jupyter_remote import on_scheduler
+from jupyter_remote import config, on_scheduler
 from jupyter_remote.core import logs, modules, registry
 from jupyter_remote.core.refs import translate
 from jupyter_remote.exceptions import RemoteTimeoutError, ResourceError
 from jupyter_remote.wire import payload
 from jupyter_remote.worker import runner
 
-_DONE = object()
+logger = logging.getLogger(__name__)
+DONE = object()
 
 
 class Call:
@@ -40,7 +49,9 @@ class Call:
         self.label = label
         self.kind = kind
         self.futures: list = []
-        self.log: logs.CallLog = cluster.router.open(self.id, label)
+        self.router = cluster.router  # kept: `cluster.router` may reconnect a lost cluster
+        self.log: logs.CallLog = self.router.open(self.id, label)
+        self.log.one_task = kind != "map"  # its log marks a rerun after a lost worker
         self.log.cancel = self.cancel
         self._finished = False
         self._cancelled = False
@@ -64,20 +75,37 @@ class Call:
 
         ``env`` (from :func:`jupyter_remote.core.environments.resolve`) runs the payload in
         a process of that requirements environment on the worker.
+        A failure here ends the call ``failed``, with the error in its log.
         """
+        try:
+            future = self._submit(spec, names, resources, extra, fn, key, env)
+        except BaseException as exc:
+            self.log.feed({"call": self.id, "lines": [
+                {"stream": "stderr", "text": f"not sent: {type(exc).__name__}: {exc}\n"}]})
+            self.finish("failed")
+            raise
+        self.futures.append(future)
+        return future
+
+    def _submit(self, spec: dict, names: dict | None, resources: dict | None,
+                extra: Sequence, fn: Callable, key: str | None, env: dict | None) -> Any:
         if resources:
             check_resources(self.cluster, resources, self.label)
-        spec = {**spec, "call": self.id, "topic": self.cluster.router.topic}
-        data, deps = dumps(spec, names)
+        spec = {**spec, "call": self.id, "topic": self.router.topic}
+        buffers: list[Any] | None = [] if env is None else None  # (env payloads: in-band)
+        data: Any
+        data, deps = dumps(spec, names, buffers)
+        if buffers:  # big arrays travel as frames of their own, never copied into the bytes
+            data = payload.Frames(data, buffers)
         if env is not None:
             from jupyter_remote.core import environments
 
             env, blobs = environments.detach(env, self.cluster.client)  # big files: by reference
             deps = [*deps, *blobs]
             data = payload.with_env(data, {"env": env, "call": self.id, "kind": spec["kind"],
-                                           "topic": self.cluster.router.topic, "blobs": len(blobs)})
+                                           "topic": self.router.topic, "blobs": len(blobs)})
         with dask.annotate(jupyter_remote=registry.call_annotation(self)):  # for the sidebar
-            future = self.cluster.client.submit(
+            return self.cluster.client.submit(
                 fn,
                 data,
                 *extra,
@@ -86,8 +114,6 @@ class Call:
                 resources=resources or None,
                 pure=False,
             )
-        self.futures.append(future)
-        return future
 
     def finish_when_done(self) -> None:
         """Close the call's log once all its futures are done (for calls nobody waits on)."""
@@ -111,40 +137,68 @@ class Call:
             # its sibling refs' data alive through the call.
             self.futures = []
             self.log.cancel = None
-            self.cluster.router.finish(self.log, state)
+            self.router.finish(self.log, state)
 
     def cancel(self) -> str:
         """Cancel the call: queued work never starts, running work is interrupted.
 
-        Returns what happened, for the user.
+        Returns what happened, for the user. Best effort, and bounded by
+        ``jupyter-remote.cancel-timeout``: a scheduler or worker that does not answer in time
+        is named in the answer, never waited for.
         """
         self._cancelled = True
-        client = self.cluster.client
-        keys = [f.key for f in self.futures]
-        running_on = client.run_on_scheduler(on_scheduler.where_running, keys)
-        client.cancel(self.futures)
-        outcomes: dict[str, str] = {}
-        if running_on:
-            outcomes = client.run(runner.interrupt, self.id, workers=running_on, on_error="return")
-        interrupted = [w for w, what in outcomes.items() if what == "interrupted"]
-        if interrupted:
-            what = (
-                f"cancelled; the running code on {', '.join(interrupted)} was interrupted (code "
-                "inside one long call into C, such as time.sleep, stops when that call returns)"
-            )
-        elif "finished" in outcomes.values():
-            what = "cancelled; it had just finished"
-        else:  # queued on the scheduler, or waiting in a worker's queue
-            what = "cancelled before it started"
+        limit = dask.utils.parse_timedelta(config.get("cancel-timeout", "0.8s"))
+        steps: dict[str, Any] = {}
+        try:
+            self.router.client.sync(_stop, self.router.client, list(self.futures), self.id,
+                                    steps, callback_timeout=limit)
+        except Exception:  # timed out, or the client is closed: say how far it got
+            logger.debug("cancelling %s stopped early", self.label, exc_info=True)
         self.finish("cancelled")
-        return what
+        return _cancel_outcome(steps, limit)
 
 
-def dumps(spec: Any, names: dict[str, Any] | None = None) -> tuple[bytes, list[Any]]:
+async def _stop(client: Any, futures: list[Any], call_id: str, steps: dict[str, Any]) -> None:
+    """Cancel ``futures`` and interrupt the code running them; ``steps`` records what was
+    done (read even when the caller's time limit cut this short)."""
+    keys = [f.key for f in futures]
+    steps["running_on"] = await client.run_on_scheduler(
+        on_scheduler.where_running, keys, asynchronous=True)
+    await client.cancel(futures, asynchronous=True)
+    steps["cancelled"] = True
+    if steps["running_on"]:
+        steps["outcomes"] = await client.run(runner.interrupt, call_id,
+                                             workers=steps["running_on"], on_error="return",
+                                             asynchronous=True)
+
+
+def _cancel_outcome(steps: dict[str, Any], limit: float) -> str:
+    """What a cancel did, in words."""
+    if "running_on" not in steps:
+        return (f"cancelled here; the scheduler did not answer within {limit:g} s, so the "
+                "remote work may still run (`%remote clusters` shows whether it is reachable)")
+    running_on = steps["running_on"] or []
+    outcomes: dict[str, str] = steps.get("outcomes") or {}
+    if running_on and "outcomes" not in steps:
+        return (f"cancelled; {', '.join(running_on)} did not answer within {limit:g} s (cut "
+                "off or busy): its running code stops when it answers or is dropped")
+    interrupted = [w for w, what in outcomes.items() if what == "interrupted"]
+    if interrupted:
+        return (
+            f"cancelled; the running code on {', '.join(interrupted)} was interrupted (code "
+            "inside one long call into C, such as time.sleep, stops when that call returns)"
+        )
+    if "finished" in outcomes.values():
+        return "cancelled; it had just finished"
+    return "cancelled before it started"  # queued on the scheduler, or in a worker's queue
+
+
+def dumps(spec: Any, names: dict[str, Any] | None = None,
+          buffers: list[Any] | None = None) -> tuple[bytes, list[Any]]:
     """The payload of ``spec`` and the futures it depends on; modules imported from files
-    next to the notebook travel by value."""
+    next to the notebook travel by value (``buffers``: see :func:`payload.dumps`)."""
     modules.register_local_modules()
-    return payload.dumps(spec, names)
+    return payload.dumps(spec, names, buffers)
 
 
 def content_key(obj: Any, names: dict[str, Any] | None = None) -> str:
@@ -205,16 +259,16 @@ def wait(
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     _listen(call, fetch, inbox, result_event, on_lines)
     for future in others:
-        future.add_done_callback(lambda f: inbox.put((_DONE, None, True, None)))
+        future.add_done_callback(lambda f: inbox.put((DONE, None, True, None)))
     client = call.cluster.client
     for index, future in enumerate(fetch):
         if not (result_event and index == 0):
-            client.loop.add_callback(_fetch, future, index, inbox)
+            client.loop.add_callback(fetch_value, future, index, inbox)
     try:
         return _collect(call, inbox, len(fetch), len(others), timeout, on_lines)
     except _Timeout:
         call.cancel()
-        _drain(inbox, on_lines)
+        drain(inbox, on_lines)
         raise RemoteTimeoutError(
             f"{call.label} did not finish within {timeout:g} s; the remote work was cancelled. "
             "Raise --timeout (or timeout=) if it needs longer."
@@ -240,13 +294,13 @@ def _listen(call: Call, fetch: list[Any], inbox: queue.SimpleQueue[Any], result_
             inbox.put(lines)
         if log.result is not None and not sent.is_set():
             sent.set()
-            inbox.put((_DONE, 0, True, log.result))
+            inbox.put((DONE, 0, True, log.result))
 
     call.log.listen(on_event, replay=True)
 
     def first_done(future: Any) -> None:  # failed, cancelled, or a result too big to stream
         if not sent.is_set():
-            client.loop.add_callback(_fetch, future, 0, inbox, sent)
+            client.loop.add_callback(fetch_value, future, 0, inbox, sent)
 
     fetch[0].add_done_callback(first_done)
 
@@ -266,27 +320,30 @@ def _collect(call: Call, inbox: queue.SimpleQueue[Any], n_fetch: int, n_others: 
             item = inbox.get(timeout=left if left is not None else 3600)
         except queue.Empty:
             continue
-        if isinstance(item, tuple) and item and item[0] is _DONE:
+        if isinstance(item, tuple) and item and item[0] is DONE:
             _, index, ok, value = item
             pending -= 1
             if not ok:
-                _drain(inbox, on_lines)
-                raise translate(value, call.label)
+                drain(inbox, on_lines)
+                raise translate(value, call.label, call.cluster)
             if index is not None:
                 values[index] = value
         elif on_lines is not None:
             on_lines(item)
-    _drain(inbox, on_lines)
+    drain(inbox, on_lines)
     return values
 
 
-async def _fetch(future, index: int, inbox: queue.SimpleQueue, sent=None) -> None:
+async def fetch_value(future: Any, index: Any, inbox: queue.SimpleQueue[Any],
+                sent: threading.Event | None = None) -> None:
+    """On the client's loop: await ``future`` and put ``(DONE, index, ok, value)`` in
+    ``inbox`` (once, with ``sent``: the first of two racing sources wins)."""
     try:
         value = payload.unwrap(await future)  # a value made in a requirements environment
     except BaseException as exc:  # the remote failure, or a cancellation
-        outcome = (_DONE, index, False, exc)
+        outcome = (DONE, index, False, exc)
     else:
-        outcome = (_DONE, index, True, value)
+        outcome = (DONE, index, True, value)
     if sent is None:
         inbox.put(outcome)
     elif not sent.is_set():  # the result event may have won the race meanwhile
@@ -298,12 +355,13 @@ class _Timeout(Exception):
     pass
 
 
-def _drain(inbox: queue.SimpleQueue, on_lines) -> None:
+def drain(inbox: queue.SimpleQueue[Any],
+          on_lines: Callable[[list[logs.LogLine]], None] | None) -> None:
     """Hand over lines that arrived with the last completion."""
     while True:
         try:
             item = inbox.get_nowait()
         except queue.Empty:
             return
-        if on_lines is not None and not (isinstance(item, tuple) and item and item[0] is _DONE):
+        if on_lines is not None and not (isinstance(item, tuple) and item and item[0] is DONE):
             on_lines(item)
