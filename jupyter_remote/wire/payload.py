@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+import threading
 from typing import IO, Any
 
 import cloudpickle
@@ -29,20 +30,55 @@ def identity(x: Any) -> Any:
 
 
 class _DependencyPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: IO[bytes], dependencies: list[Any]):
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+    """cloudpickle that cuts remote values out as dependencies.
+
+    Remote values are found in ``reducer_override``, which pickle calls only for objects
+    that are not of a built-in type (a ``persistent_id`` hook would be called for every
+    int, str and tuple of a 100,000-item map: 1.6-3.7 µs per item); the answer is cached per
+    type.
+    """
+
+    def __init__(self, file: IO[bytes], dependencies: list[Any],
+                 buffers: list[pickle.PickleBuffer] | None = None):
+        if buffers is None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+                if buffer.raw().nbytes < OUT_OF_BAND:
+                    return True  # small: inside the pickle
+                buffers.append(buffer)
+                return False
+
+            super().__init__(file, protocol=5, buffer_callback=out_of_band)
         self.dependencies = dependencies
         self._index: dict[str, int] = {}
 
-    def persistent_id(self, obj: Any) -> tuple[str, int] | None:
-        future = as_future(obj)
-        if future is None:
-            return None
-        key = str(future.key)
-        if key not in self._index:
-            self._index[key] = len(self.dependencies)
-            self.dependencies.append(future)
-        return ("dep", self._index[key])
+    def reducer_override(self, obj: Any) -> Any:
+        if _is_remote_type(type(obj)):
+            future = as_future(obj)
+            if future is not None:
+                key = str(future.key)
+                if key not in self._index:
+                    self._index[key] = len(self.dependencies)
+                    self.dependencies.append(future)
+                return _dependency, (self._index[key],)
+        return super().reducer_override(obj)
+
+
+_remote_types: dict[type, bool] = {}
+
+
+def _is_remote_type(cls: type) -> bool:
+    """Whether instances of ``cls`` may be remote values (cached: one dict lookup a time)."""
+    found = _remote_types.get(cls)
+    if found is None:
+        found = hasattr(cls, "__jupyter_remote_future__")
+        if not found and "distributed" in sys.modules:
+            from distributed import Future
+
+            found = issubclass(cls, Future)
+        _remote_types[cls] = found
+    return found
 
 
 def as_future(obj: Any) -> Any:
@@ -58,28 +94,27 @@ def as_future(obj: Any) -> Any:
     return None
 
 
-class _DependencyUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], values: tuple[Any, ...]):
-        super().__init__(file)
-        self.values = values
-
-    def persistent_load(self, pid: Any) -> Any:
-        tag, index = pid
-        if tag != "dep":
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self.values[index]
+_loading = threading.local()  # the dependency values of the payload being opened here
 
 
-def dumps(obj: Any, names: dict[str, Any] | None = None) -> tuple[bytes, list[Any]]:
+def _dependency(index: int) -> Any:
+    """What a remote value in a payload unpickles to: its value, a task dependency."""
+    return _loading.values[index]
+
+
+def dumps(obj: Any, names: dict[str, Any] | None = None,
+          buffers: list[pickle.PickleBuffer] | None = None) -> tuple[bytes, list[Any]]:
     """Pickle ``obj``; return the bytes and the futures it depends on.
 
     ``names`` maps input names to values; when pickling fails, the first of them that
-    cannot be pickled is named in a :class:`SerializationError`.
+    cannot be pickled is named in a :class:`SerializationError`. With ``buffers``, large
+    buffers (numpy arrays and the like, :data:`OUT_OF_BAND` bytes or more) are not copied
+    into the bytes but appended there (pickle protocol 5): see :class:`Frames`.
     """
     buf = io.BytesIO()
     deps: list[Any] = []
     try:
-        _DependencyPickler(buf, deps).dump(obj)
+        _DependencyPickler(buf, deps, buffers).dump(obj)
     except Exception as exc:
         for name, value in (names or {}).items():
             try:
@@ -90,9 +125,38 @@ def dumps(obj: Any, names: dict[str, Any] | None = None) -> tuple[bytes, list[An
     return buf.getvalue(), deps
 
 
-def loads(data: bytes, dependencies: tuple[Any, ...] = ()) -> Any:
+OUT_OF_BAND = 1 << 20
+
+
+class Frames:
+    """A payload with large buffers beside its bytes instead of inside them.
+
+    Dask pickles a task's arguments with protocol 5 and sends such buffers as frames of their
+    own, without copying them; a payload's bytes would hold a copy (made here, and another
+    one when opened). The buffers are plain memory: the scheduler still never needs user
+    code to hold them.
+    """
+
+    __slots__ = ("buffers", "data")
+
+    def __init__(self, data: bytes, buffers: list[Any]):
+        self.data = data
+        self.buffers = buffers
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Frames, (self.data, self.buffers)
+
+
+def loads(data: bytes | Frames, dependencies: tuple[Any, ...] = ()) -> Any:
     """Open a payload on the worker, splicing in the dependency values."""
-    return _DependencyUnpickler(io.BytesIO(data), dependencies).load()
+    previous = getattr(_loading, "values", None)  # (a payload opened while opening one)
+    _loading.values = dependencies
+    try:
+        if type(data) is Frames:
+            return pickle.loads(data.data, buffers=data.buffers)
+        return pickle.loads(data)  # type: ignore[arg-type]
+    finally:
+        _loading.values = previous
 
 
 # -- values of environments ---------------------------------------------------------------
@@ -140,9 +204,9 @@ def with_env(data: bytes, meta: dict[str, Any]) -> bytes:
     return ENV_HEADER + len(head).to_bytes(8, "little") + head + data
 
 
-def has_env(data: bytes) -> bool:
+def has_env(data: bytes | Frames) -> bool:
     """Whether a payload runs in an environment (requirements or files)."""
-    return data[: len(ENV_HEADER)] == ENV_HEADER
+    return type(data) is bytes and data[: len(ENV_HEADER)] == ENV_HEADER
 
 
 def split_env(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -165,3 +229,38 @@ class Unbound:
 
     def __repr__(self) -> str:
         return f"<{self.label} was not bound>"
+
+
+class BatchResult:
+    """The results of one batch of a map, as one object.
+
+    Dask sends a ``list`` result element by element (a pickle, a header and a frame per
+    item: 17-33 µs per item on the worker's event loop); an object of this class it pickles
+    once, with large buffers (arrays) still out of band.
+    """
+
+    __slots__ = ("errors", "seconds", "values")
+
+    def __init__(self, values: list[Any], errors: dict[int, bytes], seconds: float):
+        self.values = values  # per item, in order (None where the item failed)
+        self.errors = errors  # position in the batch -> the packed exception
+        self.seconds = seconds  # time the items took on the worker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return BatchResult, (self.values, self.errors, self.seconds)
+
+    def __repr__(self) -> str:
+        return f"<BatchResult {len(self.values)} items, {len(self.errors)} failed>"
+
+
+def _sizeof_batch(result: BatchResult) -> int:
+    from dask.sizeof import sizeof
+
+    return int(sizeof(result.values)) + 64
+
+
+def register_sizeof() -> None:
+    """Tell Dask how big a :class:`BatchResult` is (its memory accounting)."""
+    from dask.sizeof import sizeof
+
+    sizeof.register(BatchResult)(_sizeof_batch)  # type: ignore[no-untyped-call]

@@ -12,6 +12,7 @@ loop turn, so a lone print leaves at once and a flood is grouped into large even
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import threading
@@ -22,6 +23,9 @@ from typing import Any, TextIO
 from jupyter_remote.wire.events import LogEvent, LogLine, Stream, pack
 
 _local = threading.local()
+# The map item a thread or coroutine runs when a batch runs its items concurrently (the
+# sink's own ``index`` is for the one item a plain batch runs at a time).
+item_index: contextvars.ContextVar[int | None] = contextvars.ContextVar("item_index", default=None)
 _install_lock = threading.Lock()
 _installed = False
 
@@ -121,8 +125,9 @@ class Sink:
 
     def add(self, line: LogLine) -> None:
         with self._lock:
-            if self.index is not None:
-                line["index"] = self.index
+            index = self._index()
+            if index is not None:
+                line["index"] = index
             self._pending.append(line)
             self._kick()
 
@@ -163,9 +168,14 @@ class Sink:
 
     def _line(self, stream: Stream, text: str, t: float) -> LogLine:
         line: LogLine = {"stream": stream, "text": text, "t": t}
-        if self.index is not None:
-            line["index"] = self.index
+        index = self._index()
+        if index is not None:
+            line["index"] = index
         return line
+
+    def _index(self) -> int | None:
+        concurrent = item_index.get()
+        return self.index if concurrent is None else concurrent
 
     def _kick(self) -> None:
         if not self._scheduled:
@@ -181,10 +191,12 @@ class Sink:
 
 
 class capture:
-    """Route this thread's stdout, stderr and log records to ``sink`` while inside."""
+    """Route this thread's stdout, stderr and log records to ``sink`` while inside (and then
+    ship what is left, unless ``close`` is false: a sink shared by several threads)."""
 
-    def __init__(self, sink: Sink):
+    def __init__(self, sink: Sink, close: bool = True):
         self.sink = sink
+        self.close = close
 
     def __enter__(self) -> Sink:
         self._previous = getattr(_local, "sink", None)
@@ -193,7 +205,8 @@ class capture:
 
     def __exit__(self, *exc: object) -> None:
         _local.sink = self._previous
-        self.sink.close()
+        if self.close:
+            self.sink.close()
 
 
 def worker_sink(call: str, topic: str, worker: Any) -> Sink:

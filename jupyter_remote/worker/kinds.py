@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 import linecache
 import time
 import types
 from typing import Any
 
 from jupyter_remote.exceptions import RemoteCancelledError
+from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import pack_exception
-from jupyter_remote.worker import state
+from jupyter_remote.worker import forms, state
 from jupyter_remote.worker.capture import Sink
 
 
@@ -28,10 +30,21 @@ def dispatch(spec: dict[str, Any], sink: Sink, worker: str) -> Any:
     if kind == "cell":
         return run_cell(spec, worker)
     if kind == "call":
-        return spec["fn"](*spec["args"], **spec["kwargs"])
+        return forms.awaited(spec["fn"](*spec["args"], **spec["kwargs"]))
     if kind == "batch":
         return run_batch(spec, sink)
-    raise ValueError(f"unknown payload kind {kind!r}")
+    if kind == "job":
+        from jupyter_remote.worker import jobs  # (imports yaml: only when a job runs)
+
+        return jobs.run_job(spec, sink)
+    form = _FORMS.get(kind)
+    if form is None:
+        raise ValueError(f"unknown payload kind {kind!r}")
+    return form(spec)
+
+
+_FORMS = {"cut": forms.run_cut, "piece": forms.run_piece, "concat": forms.run_concat, "post": forms.run_post,
+          "length": forms.run_length}
 
 
 # -- cells ---------------------------------------------------------------------------------
@@ -124,26 +137,56 @@ def describe(value: Any) -> dict[str, Any]:
 
 
 # -- batches of a map ----------------------------------------------------------------------
-def run_batch(spec: dict[str, Any], sink: Sink) -> list[tuple[bool, Any]]:
-    """Call the function on each item; per item ``(True, value)`` or ``(False, error)``."""
-    fn = spec["fn"]
-    results: list[tuple[bool, Any]] = []
-    done = failed = 0
-    last = time.monotonic()
-    for index, args, kwargs in spec["items"]:
-        sink.index = index
+def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
+    """Call the function on each item of a batch of a map, for at most ``seconds``.
+
+    ``args`` holds the items (``star``: argument tuples), the first at position ``start`` of
+    the map. The loop only calls the function; an item that raises leaves its packed
+    exception in ``errors`` and the loop goes on after it. Log lines are tagged with the
+    item's position. The clock is read about every 20 ms (a stride measured as the items
+    go): then progress goes out (every 0.2 s), and once ``seconds`` have passed the batch
+    ends early, its ``done`` items returned (the notebook sends the rest again): so a batch
+    never holds a thread for long, however slow its items are.
+    """
+    fn, args, start, star = spec["fn"], spec["args"], spec["start"], spec["star"]
+    if spec.get("slice"):  # the items of an ``init`` function, already on the cluster
+        args = args[spec["slice"][0] : spec["slice"][1]]
+    if spec.get("target"):
+        began = time.monotonic()
+        done, failed = forms.run_items(fn, args, star, start, spec["target"], sink)
+        return payload.BatchResult(done, failed, time.monotonic() - began)
+    if inspect.iscoroutinefunction(fn):  # ``async def``: each item awaited, one at a time
+        fn = forms.sync(fn)
+    limit = spec.get("seconds") or float("inf")
+    n = len(args)
+    values: list[Any] = [None] * n
+    errors: dict[int, bytes] = {}
+    began = reported = time.monotonic()
+    pos = resume = check = 0
+    stride = 1
+    while pos < n:
         try:
-            results.append((True, fn(*args, **kwargs)))
+            for pos in range(resume, n):  # noqa: B007 (pos tells the except where it failed)
+                if pos >= check:
+                    now = time.monotonic()
+                    stride = max(1, int(pos / max(now - began, 1e-6) * 0.02))
+                    check = pos + stride
+                    if now - began > limit and pos:
+                        n = pos  # out of time: the rest goes back
+                        break
+                    if now - reported > 0.2:
+                        reported = now
+                        sink.state("running", batch=spec["batch"], done=pos, failed=len(errors))
+                sink.index = start + pos
+                values[pos] = fn(*args[pos]) if star else fn(args[pos])
+            else:
+                pos = n
         except RemoteCancelledError:
             raise
         except Exception as exc:
-            failed += 1
-            results.append((False, pack_exception(exc).args[0]))
-        done += 1
-        now = time.monotonic()
-        if now - last > 0.2:
-            last = now
-            sink.state("running", batch=spec["batch"], done=done, failed=failed)
+            errors[pos] = pack_exception(exc).args[0]
+            pos = resume = pos + 1
     sink.index = None
-    sink.state("running", batch=spec["batch"], done=done, failed=failed)
-    return results
+    sink.state("running", batch=spec["batch"], done=n, failed=len(errors))
+    del values[n:]
+    return payload.BatchResult(values, errors, time.monotonic() - began)

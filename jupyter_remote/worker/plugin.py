@@ -20,6 +20,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from jupyter_remote.wire import payload
 from jupyter_remote.worker import capture, state
 
 NAME = "jupyter-remote"
@@ -35,6 +36,7 @@ class RemotePlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """When the worker starts (or when the plugin is registered on a running worker)."""
         capture.install()
+        payload.register_sizeof()
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         """On every task transition: forget the values of a cell no take will collect."""

@@ -21,12 +21,12 @@ from jupyter_remote.wire.failures import pack_exception
 from jupyter_remote.worker import capture, context, kinds, state
 
 
-def run(data: bytes, *dependencies: Any) -> Any:
+def run(data: bytes | payload.Frames, *dependencies: Any) -> Any:
     """Run one payload. This is the only function the scheduler ever sees in our tasks."""
     if payload.has_env(data):  # requirements or files
         from jupyter_remote.worker import envexec  # loaded by the first such call only
 
-        return envexec.run_in_env(data, dependencies)
+        return envexec.run_in_env(data, dependencies)  # type: ignore[arg-type]
     error: RemoteTaskError | None
     try:
         if any(type(d) is payload.Opaque for d in dependencies):
@@ -103,7 +103,8 @@ def describe(value: Any) -> dict[str, Any]:
 
 
 # -- queues --------------------------------------------------------------------------------
-def run_queued(data: bytes, previous: Any, *dependencies: Any) -> tuple[bool, Any]:
+def run_queued(data: bytes | payload.Frames, previous: Any,
+               *dependencies: Any) -> tuple[bool, Any]:
     """A call of ``RemoteFunction.enqueue``: runs after ``previous`` and never fails as a
     task, so one failed call does not break the queue behind it (``unwrap`` re-raises)."""
     try:

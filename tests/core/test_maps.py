@@ -1,0 +1,174 @@
+"""``map``/``starmap`` at speed: lazy input, bounded batches in flight, per-item results and
+errors in order, log tags, refs in items, timeouts, and the batch sizes (core/maps.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import pytest
+
+import jupyter_remote
+from jupyter_remote.core import batches, cells, maps
+from jupyter_remote.exceptions import RemoteTimeoutError
+from jupyter_remote.wire.payload import BatchResult
+from tests.conftest import wait_until
+
+
+def inc(x):
+    return x + 1
+
+
+def _map_tasks(dask_scheduler=None) -> int:
+    return sum(1 for key, ts in dask_scheduler.tasks.items()
+               if str(key).startswith("remote-map-") and ts.state != "memory")
+
+
+def test_results_keep_their_order_across_many_batches(local):
+    f = jupyter_remote.function(inc)
+    assert f.map(range(5, 10_005, 3), batch_size=97) == [x + 1 for x in range(5, 10_005, 3)]
+    assert f.map([3, 1, 2]) == [4, 2, 3]
+    assert f.map(x for x in range(1000)) == list(range(1, 1001))  # a generator
+    assert jupyter_remote.function(pow).map(iter([2, 3]), (x for x in [3, 2])) == [8, 9]
+    assert jupyter_remote.function(pow).starmap(((b, 2) for b in range(300)),
+                                                batch_size=7) == [b * b for b in range(300)]
+    assert f.map(iter([])) == []
+
+
+def test_a_generator_is_read_only_as_batches_go_out(local, tmp_path):
+    gate = str(tmp_path / "open")
+    pulled = []
+
+    def items():
+        for i in range(200):
+            pulled.append(i)
+            yield i
+
+    def held(x, gate=gate):
+        import os
+        import time
+
+        deadline = time.time() + 60
+        while not os.path.exists(gate) and time.time() < deadline:
+            time.sleep(0.01)
+        return x * 2
+
+    f = jupyter_remote.function(held)
+    threads = local.total_threads()
+    ref = {}
+
+    def run():
+        with dask.config.set({"jupyter-remote.map.tasks-per-thread": 1}):
+            ref["out"] = f.map(items(), batch_size=10)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        wait_until(lambda: len(pulled) >= 10 * threads, what="the first batches to go out")
+        wait_until(lambda: local.client.run_on_scheduler(_map_tasks) == threads,
+                   what="the batches on the scheduler")
+        # while they are held: no more than one batch per thread read, sent, on the scheduler
+        assert len(pulled) == 10 * threads
+        assert local.client.run_on_scheduler(_map_tasks) == threads
+    finally:
+        open(gate, "w").close()
+        runner.join(120)
+    assert ref["out"] == [2 * i for i in range(200)]
+
+
+def test_errors_stay_in_place_or_the_first_is_raised_and_the_rest_cancelled(local):
+    def inv(x):
+        return 1 / x
+
+    f = jupyter_remote.function(inv)
+    out = f.map([1, 0, 2, 0, 4] * 40, errors="return", batch_size=3)
+    assert len(out) == 200
+    for i, value in enumerate(out):
+        if i % 5 in (1, 3):
+            assert isinstance(value, ZeroDivisionError), (i, value)
+            assert f"item {i}" in str(value.__cause__)
+        else:
+            assert value == 1 / [1, 0, 2, 0, 4][i % 5]
+    with pytest.raises(ZeroDivisionError) as info:
+        f.map([1, 2, 0, 3], batch_size=1)
+    assert any("item 2 of 4" in note for note in info.value.__notes__)
+    wait_until(lambda: local.client.run_on_scheduler(_map_tasks) == 0,
+               what="the map's other batches to be cancelled")
+
+
+def test_every_printed_line_is_routed_with_its_item(local, capsys):
+    def shout(x):
+        print("item", x)
+        return x
+
+    assert jupyter_remote.function(shout).map(range(50), batch_size=7) == list(range(50))
+    out = capsys.readouterr().out
+    for i in range(50):
+        assert f"[{i}] item {i}" in out
+
+
+def test_refs_inside_items_are_dependencies(local):
+    made = cells.run_cell("a = 10\nb = 20\n", {}, local)
+    a, b = made.refs["a"], made.refs["b"]
+    f = jupyter_remote.function(lambda pair: pair[0] + pair[1])
+    assert f.map([(a, 1), (b, 2), (a, b)]) == [11, 22, 30]
+
+
+def test_a_timeout_cancels_the_map(local, tmp_path):
+    def slow(x):
+        import time
+
+        time.sleep(30)
+        return x
+
+    with pytest.raises(RemoteTimeoutError, match="did not finish"):
+        jupyter_remote.function(slow).map(range(4), timeout=1, batch_size=1)
+    wait_until(lambda: local.client.run_on_scheduler(_map_tasks) == 0,
+               what="the map's batches to be cancelled")
+
+
+def test_bad_batch_size_and_errors_are_refused_before_anything_runs(local):
+    f = jupyter_remote.function(inc)
+    with pytest.raises(ValueError, match="batch_size"):
+        f.map(range(3), batch_size=0)
+    with pytest.raises(ValueError, match="errors must be"):
+        f.starmap([(1,)], errors="skip")
+
+
+def test_batch_sizes_one_per_thread_big_items_alone():
+    sizer = batches.Sizer(None, threads=2)
+    assert sizer.next(100_000) == 50_000  # what is left, one batch per thread
+    assert sizer.next(None) == batches.FIRST_BATCH  # a generator: modest batches
+    sizer.measured(BatchResult([0] * 1000, {}, 0.0001))  # cheap items: bigger ones, bounded
+    assert sizer.next(None) == batches.STREAM_BATCH
+    assert sizer.next(10**8) == batches.MAX_BATCH
+    sizer.weigh([bytes(10 * 2**20)] * 3)  # 10 MiB items: one a batch
+    assert sizer.next(100) == 1
+    assert batches.Sizer(5, threads=2).next(10) == 5  # fixed
+
+
+def test_a_batch_of_slow_items_stops_after_its_time_and_the_rest_goes_again(local):
+    def slowish(x):
+        import time
+
+        time.sleep(0.05)
+        return -x
+
+    f = jupyter_remote.function(slowish)
+    with dask.config.set({"jupyter-remote.map.batch-seconds": 0.2}):
+        assert f.map(range(40)) == [-x for x in range(40)]
+    batches = local.router.calls()[-1].batches
+    assert len(batches) > local.total_threads()  # 20 items a thread took more than one batch
+
+
+def test_the_worker_loop_packs_results_once(local):
+    """A batch's results travel as one object, not as a list Dask would send item by item."""
+    from jupyter_remote.core import calls
+
+    call = calls.Call(local, "probe", "map")
+    future = call.submit({"kind": "batch", "fn": inc, "args": range(5), "start": 0,
+                          "star": False, "batch": 0})
+    result = future.result(timeout=60)
+    call.finish("done")
+    assert isinstance(result, BatchResult)
+    assert result.values == [1, 2, 3, 4, 5] and result.errors == {} and result.seconds >= 0
