@@ -19,6 +19,8 @@ _LAZY = {
     "RemoteFunction": ("jupyter_remote.core.functions", "RemoteFunction"),
     "RemoteRef": ("jupyter_remote.core.refs", "RemoteRef"),
     "get": ("jupyter_remote.core.refs", "get"),
+    "any_failed": ("jupyter_remote.core.maps", "any_failed"),
+    "submit": ("jupyter_remote.core.jobs", "submit"),
     "share": ("jupyter_remote.core.share", "share"),
     "get_env": ("jupyter_remote.worker.context", "get_env"),
 }
@@ -28,6 +30,8 @@ __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension", 
 if TYPE_CHECKING:
     from jupyter_remote.core.clusters import Cluster, cluster
     from jupyter_remote.core.functions import RemoteFunction, function, remote
+    from jupyter_remote.core.jobs import submit
+    from jupyter_remote.core.maps import any_failed
     from jupyter_remote.core.refs import RemoteRef, get
     from jupyter_remote.core.share import share
     from jupyter_remote.worker.context import get_env

@@ -39,6 +39,16 @@ SHOWS = {
         ("jupyter_remote.share(table)", 0, r"same key: True", None),
         ('shared={"table": table}', 0, r"\[0\.0, 1000\.0, 2000\.0, 3000\.0, 4000\.0\]", None),
     ],
+    "parallel.ipynb": [
+        ("same as one call", 0, r"same as one call: True[\s\S]*rows, 5 unequal pieces: True", None),
+        ("get=False", 0, r"RemoteRef \(6, 10\)", None),
+        ("post=sum", 0, r"sum of squares: 333328333350000[\s\S]*items made remotely: "
+         r"\[0, 1, 4, 9, 16, 25, 36, 49, 64, 81\][\s\S]*at most 1 at a time: \[0, 1, 4, 9, 16, 25\]",
+         None),
+        ("any_failed", 0, r"\[0\.25, ZeroDivisionError\('division by zero'\), 0\.5\] any failed: "
+         r"True", None),
+        ("target='async'", 0, r"\[0, 10, 20, 30, 40, 50, 60, 70\]", None),
+    ],
 }
 
 

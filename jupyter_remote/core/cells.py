@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_remote.core import analysis, calls, share
+from jupyter_remote.core import analysis, calls, placement, share
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.exceptions import EmptyCellError, UnknownInputError
@@ -89,6 +89,8 @@ def run_cell(
     cache: bool = False,
     reqs: list[str] | None = None,
     requirements_file: str | None = None,
+    workers: list[str] | None = None,
+    gpu: str | None = None,
 ) -> CellResult:
     """Run ``source`` on one worker of ``cluster`` with inputs from ``namespace``.
 
@@ -109,12 +111,7 @@ def run_cell(
     call = calls.Call(cluster, label, "cell")
     spec = {"kind": "cell", "source": source, "filename": filename, "inputs": inputs,
             "outputs": names, "required": list(outputs or ()), "get": get}
-    if cache:  # answered from the result store when an identical run was stored
-        from jupyter_remote.core import memo
-
-        main = memo.submit_cell(call, spec, inputs, label=label, resources=resources, env=env)
-    else:
-        main = call.submit(spec, names=inputs, resources=resources, env=env)
+    main = _submit(call, spec, inputs, label, resources, env, cache, workers, gpu)
     try:  # an interrupt before the wait below begins must cancel the cell too
         takes = {} if get else _takes(call, main, names, label)
         if on_call is not None:
@@ -129,6 +126,20 @@ def run_cell(
         main.release()
     result.bound = _bindings(result, get, function_reqs(reqs, requirements_file))
     return result
+
+
+def _submit(call: calls.Call, spec: dict[str, Any], inputs: dict[str, Any], label: str,
+            resources: dict[str, float] | None, env: dict[str, Any] | None, cache: bool,
+            workers: list[str] | None, gpu: str | None) -> Any:
+    """Submit the cell where ``workers``/``gpu`` allow (or find it in the result store)."""
+    with placement.placed(call.cluster, placement.check(workers, gpu), gpu, label,
+                          resources) as resources:
+        if cache:  # answered from the result store when an identical run was stored
+            from jupyter_remote.core import memo
+
+            return memo.submit_cell(call, spec, inputs, label=label, resources=resources,
+                                    env=env)
+        return call.submit(spec, names=inputs, resources=resources, env=env)
 
 
 def function_reqs(reqs: list[str] | None, requirements_file: str | None) -> list[str] | None:

@@ -8,19 +8,16 @@ in place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from jupyter_remote import config
-from jupyter_remote.core import calls, views
+from jupyter_remote.core import calls, maps, placement, views
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.clusters import cluster as resolve_cluster
 from jupyter_remote.core.refs import RemoteRef
-from jupyter_remote.exceptions import RemoteTaskError
 from jupyter_remote.wire import payload
-from jupyter_remote.wire.failures import unpack_exception
 from jupyter_remote.worker import runner
 
 _ERRORS = ("raise", "return")
@@ -38,6 +35,8 @@ class RemoteFunction:
         name: str | None = None,
         resources: dict | None = None,
         cache: bool = False,
+        workers: list[str] | str | None = None,
+        gpu: str | None = None,
     ):
         if not callable(fn) and not isinstance(fn, RemoteRef):
             raise TypeError(
@@ -49,7 +48,8 @@ class RemoteFunction:
         self.reqs = reqs
         self.resources = dict(resources or {})
         self.cache = cache
-        self._cached: dict[str, Any] = {}  # key -> future, with cache=True
+        self.workers = placement.check(workers, gpu)  # where calls may run (core/placement.py)
+        self.gpu = gpu
         if name is None:
             name = getattr(fn, "name", None) if isinstance(fn, RemoteRef) else None
             name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
@@ -71,6 +71,7 @@ class RemoteFunction:
         return RemoteFunction(
             self.fn, cluster, reqs if reqs is not None else self.reqs,
             name=self.name, resources=self.resources, cache=self.cache,
+            workers=self.workers, gpu=self.gpu,
         )
 
     def __jupyter_remote_future__(self):
@@ -90,24 +91,40 @@ class RemoteFunction:
     def _label(self, what: str = "call") -> str:
         return f"{self.name}() {what}" if what != "call" else f"{self.name}()"
 
-    def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
-        call = calls.Call(self.cluster, self._label(), "call")
-        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
-        env = self._env()
-        key = self._cache_key(spec) if self.cache else None
-        if key is not None and env is not None:
-            key += f"-{env['hash']}"
-        future = call.submit(
-            spec, names=_arg_names(args, kwargs), resources=self.resources, key=key, env=env
-        )
-        if key is not None:
-            # Holding one future keeps the result on the cluster: an identical call later
-            # gets the same key, which Dask answers from memory without running it again.
-            from distributed import Future
+    @contextlib.contextmanager
+    def _placed(self, label: str) -> Iterator[RemoteFunction]:
+        """While inside, calls run only where ``workers``/``gpu`` allow; yields the function
+        with the resources to ask for (``gpu`` may add ``GPU: 1``)."""
+        if not self.workers and not self.gpu:
+            yield self
+            return
+        with placement.placed(self.cluster, self.workers, self.gpu, label,
+                              self.resources) as resources:
+            placed = RemoteFunction.__new__(RemoteFunction)  # (copy.copy would follow
+            placed.__dict__.update(self.__dict__)  # __reduce__: a function on a worker)
+            placed.resources = dict(resources or {})
+            yield placed
 
-            self._cached[key] = Future(future.key, future.client)  # a reference of our own
-            while len(self._cached) > self.cache_size:
-                self._cached.pop(next(iter(self._cached))).release()
+    def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
+        with self._placed(self._label()) as placed:
+            return placed._submit_call(args, kwargs)
+
+    def _submit_call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
+        call = calls.Call(self.cluster, self._label(), "call")
+        env = self._env()
+        from jupyter_remote.core.share import share_large  # big arguments cross once
+
+        args = tuple(share_large({str(i): a for i, a in enumerate(args)}, call.cluster).values())
+        kwargs = share_large(kwargs, call.cluster)
+        if self.cache:  # answered from the result store when an identical call was stored
+            from jupyter_remote.core import memo
+
+            future = memo.submit_call(call, self.fn, args, kwargs, label=str(self.name),
+                                      names=_arg_names(args, kwargs),
+                                      resources=self.resources, env=env)
+            return call, future
+        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        future = call.submit(spec, names=_arg_names(args, kwargs), resources=self.resources, env=env)
         return call, future
 
     def _env(self) -> dict | None:
@@ -117,11 +134,6 @@ class RemoteFunction:
         from jupyter_remote.core import environments
 
         return environments.resolve(self.reqs)
-
-    cache_size = 128  # results a cached function keeps alive on the cluster
-
-    def _cache_key(self, spec: dict) -> str:
-        return f"remote-cached-{self.name}-{calls.content_key(spec)}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""
@@ -147,72 +159,76 @@ class RemoteFunction:
         return RemoteRef(future, self.cluster, name=f"{self.name}(...)", call=call)
 
     def map(self, *iterables: Iterable, errors: str = "raise", timeout: float | None = None,
-            batch_size: int | None = None) -> list:
+            batch_size: int | None = None, shared: dict | None = None,
+            max_parallel: int | None = None, target: str | None = None,
+            post: Callable | None = None, init: Callable | None = None,
+            get: bool = True) -> Any:
         """Call the function on each item (like ``map``) and return the results in order.
 
-        Items are grouped into batches, so many small items cost few Dask tasks. With
-        ``errors="return"``, a failed item yields its exception in its place.
+        Items are grouped into batches, so many small items cost few Dask tasks; a
+        generator is read as batches are sent. With ``errors="return"``, a failed item
+        yields its exception in its place; with ``"raise"``, the first failure is raised
+        with its item's index and the rest of the map is cancelled. ``shared={"table": big}``
+        gives every call ``table=big``, sent to each worker process once, never in a batch.
+
+        ``max_parallel=N``: at most N items run at the same time. ``target``: how the items
+        of one batch run on a worker: one after another (None), on a thread pool
+        (``"threads"``, for I/O) or as coroutines on one event loop (``"async"``, for
+        ``async def`` functions). ``post=g``: ``g(results)`` runs on the cluster and its value
+        comes back instead of the results. ``init=h``: the items are ``h()``, made on the
+        cluster. ``get=False``: a ``RemoteRef`` to the results (or to ``post``'s value).
         """
-        return self.starmap(zip(*iterables), errors=errors, timeout=timeout, batch_size=batch_size)
+        items, star = (None, False) if init is not None and not iterables else maps.items_of(iterables)
+        with self._placed(self._label("map")) as placed:
+            return maps.run(placed._sharing(shared), items, star=star,
+                            view=views.function_view(),
+                            options=maps.Options(errors, timeout, batch_size, max_parallel,
+                                                 target, post, get, init))
 
     def starmap(self, iterable: Iterable, errors: str = "raise", timeout: float | None = None,
-                batch_size: int | None = None) -> list:
+                batch_size: int | None = None, shared: dict | None = None,
+                max_parallel: int | None = None, target: str | None = None,
+                post: Callable | None = None, get: bool = True) -> Any:
         """Like :meth:`map`, with each item an argument tuple."""
-        if errors not in _ERRORS:
-            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
-        items: list[tuple[int, tuple, dict]] = [(i, tuple(args), {}) for i, args in enumerate(iterable)]
-        if not items:
-            return []
-        size = batch_size or self._batch_size(len(items))
-        call = calls.Call(self.cluster, self._label("map"), "map")
-        call.log.total = len(items)
-        futures = []
-        env = self._env()
-        for b, start in enumerate(range(0, len(items), size)):
-            chunk = items[start : start + size]
-            futures.append(
-                call.submit(
-                    {"kind": "batch", "fn": self.fn, "items": chunk, "batch": b},
-                    resources=self.resources, env=env,
-                )
-            )
-        view = views.function_view()
-        view.start(call)
-        try:
-            batches = calls.wait(
-                call, [], fetch=futures, timeout=timeout, on_lines=view.on_lines
-            )
-        except BaseException:
-            call.finish("failed")
-            view.finish(call)
-            raise
-        finally:
-            for f in futures:
-                f.release()
-        call.finish("done")
-        view.finish(call)
-        results: list = []
-        for batch in batches:
-            for ok, value in batch:
-                if ok:
-                    results.append(value)
-                else:
-                    exc = unpack_exception(RemoteTaskError(value), f"{self.name}() item {len(results)}")
-                    if errors == "raise":
-                        exc.add_note(
-                            f"item {len(results)} of {len(items)} failed; pass errors='return' "
-                            "to get the other results with the exceptions in place"
-                        )
-                        raise exc
-                    results.append(exc)
-        return results
+        with self._placed(self._label("map")) as placed:
+            return maps.run(placed._sharing(shared), iterable, star=True,
+                            view=views.function_view(),
+                            options=maps.Options(errors, timeout, batch_size, max_parallel,
+                                                 target, post, get))
 
-    def _batch_size(self, n: int) -> int:
-        configured = config.get("map.batch-size", "auto")
-        if configured not in (None, "auto"):
-            return max(1, int(configured))
-        tasks = self.cluster.total_threads() * int(config.get("map.tasks-per-thread", 4))
-        return max(1, math.ceil(n / max(1, tasks)))
+    def split(self, x: Any, axis: int = -1, parts: int | None = None, *, get: bool = True,
+              max_parallel: int | None = None, timeout: float | None = None) -> Any:
+        """Run the function on ``parts`` contiguous pieces of ``x`` along ``axis`` and paste
+        the results back in order, so that ``f.split(x) == f(x)`` for a function that works
+        column by column (``axis=-1``) or row by row (``axis=0``).
+
+        ``x``: a numpy array, a pandas DataFrame (rows for axis 0, columns for axis 1) or
+        Series, a list, or a ``RemoteRef`` of one (then the pieces are cut on the cluster and
+        nothing passes through the notebook). ``parts`` defaults to the cluster's worker
+        threads; pieces differ in length by one at most. ``get=False``: a ``RemoteRef`` to
+        the pasted result (pasted on the cluster too).
+        """
+        from jupyter_remote.core import forms
+
+        with self._placed(self._label("split")) as placed:
+            return forms.split(placed, x, axis=axis, parts=parts, get=get,
+                               max_parallel=max_parallel, timeout=timeout,
+                               view=views.function_view())
+
+    def _sharing(self, shared: dict | None) -> RemoteFunction:
+        if not shared:
+            return self
+        from jupyter_remote.core.share import with_shared
+
+        return with_shared(self, shared)
+
+    def save(self) -> str:
+        """Store this function (by value, with its requirements and resources) in the result
+        store under its name; ``jupyter_remote.function(name=...)`` loads it in any kernel
+        using that store. Saving again makes a new version. Returns ``NAME@VERSION``."""
+        from jupyter_remote.core import saved
+
+        return saved.save(self)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> RemoteRef:
         """Queue a call: calls through ``enqueue`` of functions with the same ``name`` run one
@@ -246,13 +262,15 @@ def _arg_names(args: tuple, kwargs: dict) -> dict[str, Any]:
 
 
 def function(
-    fn: Callable | RemoteRef,
+    fn: Callable | RemoteRef | str | None = None,
     cluster: str | Cluster | None = None,
     reqs: list[str] | str | None = None,
     *,
     name: str | None = None,
     resources: dict | None = None,
     cache: bool = False,
+    workers: list[str] | str | None = None,
+    gpu: str | None = None,
 ) -> RemoteFunction:
     """Bind ``fn`` to a cluster: calling the result runs ``fn`` remotely.
 
@@ -260,7 +278,10 @@ def function(
     ----------
     fn
         A function or class (defined in the notebook, in a module next to it, or installed),
-        or a ``RemoteRef`` of a function that already lives on the cluster.
+        a ``RemoteRef`` of a function that already lives on the cluster, or a string naming
+        where its code is: ``"git+URL@REF#path/in/repo.py:func"`` (or the web form
+        ``"https://github.com/OWNER/REPO/blob/REF/path.py:func"``: cloned on the worker once
+        per host and commit), ``"package.module:func"`` or ``"./file.py:func"``.
     cluster
         A cluster name or address, or a ``Cluster``; ``None`` means the default cluster.
     reqs
@@ -268,11 +289,33 @@ def function(
         call runs in an environment with them on top of the workers' own packages, built
         once per host and cached by content (see ``docs/requirements.md``).
     name
-        Name used in logs and for ``enqueue``'s queue (default: the function's qualname).
+        Name used in logs, for ``enqueue``'s queue and by ``.save()`` (default: the
+        function's qualname). Without ``fn``: load the function saved under ``name``
+        (``"prep"``, the latest, or ``"prep@2"``) from the result store.
     resources
         Dask worker resources each call needs, e.g. ``{"GPU": 1}``.
+    workers
+        Run only on these workers (addresses, host names or worker names, like Dask's
+        ``workers=``); a name that matches no worker fails at once, listing the workers.
+    gpu
+        ``"require"``: only on workers offering the ``GPU`` resource (fails at once if none
+        does); ``"prefer"``: on GPU workers when the cluster has any, else on the others.
     """
-    return RemoteFunction(fn, cluster, reqs, name=name, resources=resources, cache=cache)
+    if isinstance(fn, str):  # where the code is: git, a module, a file (core/sources.py)
+        from jupyter_remote.core import sources
+
+        fn = sources.parse(fn)
+    if fn is None:
+        if name is None:
+            raise TypeError("jupyter_remote.function needs a function, or name= of a saved one")
+        from jupyter_remote.core import saved
+
+        found = saved.load(name, cluster)
+        return RemoteFunction(found["fn"], cluster, found["reqs"] if reqs is None else reqs,
+                              name=found["name"], cache=cache, workers=workers, gpu=gpu,
+                              resources=found["resources"] if resources is None else resources)
+    return RemoteFunction(fn, cluster, reqs, name=name, resources=resources, cache=cache,
+                          workers=workers, gpu=gpu)
 
 
 def remote(
@@ -283,13 +326,16 @@ def remote(
     name: str | None = None,
     resources: dict | None = None,
     cache: bool = False,
+    workers: list[str] | str | None = None,
+    gpu: str | None = None,
 ):
     """Decorator form of :func:`function`: ``@remote`` or ``@remote(cluster="gpu")``."""
     if isinstance(fn, str):  # @remote("gpu")
         cluster, fn = fn, None
 
     def wrap(f: Callable) -> RemoteFunction:
-        return RemoteFunction(f, cluster, reqs, name=name, resources=resources, cache=cache)
+        return RemoteFunction(f, cluster, reqs, name=name, resources=resources, cache=cache,
+                              workers=workers, gpu=gpu)
 
     return wrap(fn) if fn is not None else wrap
 

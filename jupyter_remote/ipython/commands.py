@@ -9,6 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from jupyter_remote.exceptions import JupyterRemoteError
+from jupyter_remote.ipython import jobs, stored
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,8 +66,10 @@ def clusters_cmd(shell, words: list[str]) -> None:
     rows = []
     for c in clusters.all_clusters():
         info = c.info()
+        title, owner = _title_and_owner(c)
         rows.append([
-            ("* " if c.name == default else "  ") + c.name,
+            ("* " if c.name == default else "  ") + title,
+            owner,
             info.get("address") or (c.factory or ("started on first use" if c.embedded else "")),
             info["status"],
             str(info.get("workers", "-")),
@@ -74,8 +77,26 @@ def clusters_cmd(shell, words: list[str]) -> None:
             format_bytes(info["memory"]) if info.get("memory") else "-",
             info.get("dashboard") or "-",
         ])
-    print(_table(rows, ["  name", "address", "status", "workers", "threads", "memory", "dashboard"]))
-    print("(* default cluster; `%remote use NAME` changes it)")
+    from jupyter_remote.ipython import tables
+
+    tables.show(rows, ["  name", "owner", "address", "status", "workers", "threads", "memory",
+                       "dashboard"], "* default cluster; `%remote use NAME` changes it")
+
+
+def _title_and_owner(c) -> tuple[str, str]:
+    """How a cluster is listed: the name its owner's cells use, and who owns it. Another
+    kernel's embedded cluster is also ``local`` to that kernel; its unique registry key
+    (``local-<pid>``) is what this notebook types to use it, so the owner column says so."""
+    if c.source != "kernel":
+        owner = {"server": "the sidebar", "config": "dask config"}.get(c.source, "this kernel")
+        return c.name, owner
+    from jupyter_remote.core import registry
+
+    entry = registry.get(c.name) or {}
+    title = entry.get("title") or c.name
+    notebook = entry.get("notebook")
+    owner = f"kernel {entry.get('pid', '?')}" + (f" ({notebook.rsplit('/', 1)[-1]})" if notebook else "")
+    return title, owner + (f", use as {c.name}" if title != c.name else "")
 
 
 def use_cmd(shell, words: list[str]) -> None:
@@ -121,7 +142,7 @@ def refs_cmd(shell, words: list[str]) -> None:
     rows = []
     for name, ref in refs.items():
         info = ref.info
-        shape = str(tuple(info["shape"])) if "shape" in info else ""
+        shape = "×".join(str(n) for n in info["shape"]) if "shape" in info else ""
         rows.append([
             name,
             str(info.get("type", "?")),
@@ -131,13 +152,25 @@ def refs_cmd(shell, words: list[str]) -> None:
             ref.status,
             ref.cluster.name if ref.cluster is not None else "?",
         ])
-    print(_table(rows, ["name", "type", "shape/dtype", "size", "worker", "status", "cluster"]))
+    from jupyter_remote.ipython import tables
+
+    tables.show(rows, ["name", "type", "shape/dtype", "size", "worker", "status", "cluster"])
 
 
-def get_cmd(shell, words: list[str]) -> None:
+def get_cmd(shell, words: list[str]) -> Any:
     p = _parser("get", "download refs into local variables of the same names")
     p.add_argument("names", nargs="+")
+    cut = p.add_mutually_exclusive_group()
+    cut.add_argument("--head", type=int, metavar="N",
+                     help="show only the first N rows/items, cut on the worker (binds nothing)")
+    cut.add_argument("--sample", type=int, metavar="N",
+                     help="show N random rows/items, picked on the worker (binds nothing)")
     args = _parse(p, words)
+    if args.head is not None or args.sample is not None:
+        from jupyter_remote.ipython import rows
+
+        return rows.cut({name: _ref(shell.user_ns, name) for name in args.names},
+                        args.head, args.sample)
     from jupyter_remote.core.refs import get
 
     refs = {name: _ref(shell.user_ns, name) for name in args.names}
@@ -162,10 +195,19 @@ def cancel_cmd(shell, words: list[str]) -> None:
                         stopped += 1
         targets = [r for r in _refs_in(shell.user_ns).values() if not r.done()]
     else:
-        targets = [_ref(shell.user_ns, n) for n in args.names]
+        named = {n: _ref(shell.user_ns, n) for n in args.names}
+        # A finished ref has nothing to stop; cancelling it would throw its value away.
+        finished = [n for n, r in named.items() if r.done()]
+        targets = [r for r in named.values() if not r.done()]
+        if finished:
+            print(f"nothing to stop for {', '.join(finished)}: already finished (the values "
+                  "are kept; `del NAME` releases one)")
     for ref in targets:
         ref.cancel()
-    print(f"cancelled {len(targets)} ref(s)" + (f" and {stopped} running call(s)" if stopped else ""))
+    if targets or stopped:
+        print(f"cancelled {len(targets)} ref(s)" + (f" and {stopped} running call(s)" if stopped else ""))
+    elif args.names == ["all"]:
+        print("nothing to cancel: no remote work is queued or running")
 
 
 def publish_cmd(shell, words: list[str]) -> None:
@@ -264,36 +306,14 @@ def envs_cmd(shell, words: list[str]) -> None:
     if not rows:
         print(f"no requirement environments on {found.name!r} (cells with --reqs build them)")
         return
+    from jupyter_remote.ipython import tables
+
     now = time.time()
-    print(_table(
+    tables.show(
         [[r["hash"], " ".join(r["requirements"]), ", ".join(r["hosts"]), format_bytes(r["size"]),
           _ago(now - r["last_used"]) + (" (in use)" if r["in_use"] else "")] for r in rows],
         ["hash", "requirements", "hosts", "size", "last used"],
-    ))
-
-
-def cache_cmd(shell, words: list[str]) -> None:
-    clear, found = _on_cluster(
-        "cache", "list the runs of `%%remote --cache` cells kept for reuse, or forget them",
-        "clear", "forget them (their values stay while refs in the notebook hold them)", words,
     )
-    import time
-
-    from jupyter_remote.core.cells import CellCache
-
-    cache = CellCache.of(found)
-    if clear:
-        print(f"forgot {cache.clear()} cached run(s) on {found.name!r}")
-        return
-    runs = cache.runs()
-    if not runs:
-        print(f"no cached runs on {found.name!r} (cells with --cache keep theirs)")
-        return
-    now = time.time()
-    print(_table(
-        [[r.call, r.label, ", ".join(r.takes) or "-", _ago(now - r.stored)] for r in reversed(runs)],
-        ["call", "what", "names", "kept since"],
-    ))
 
 
 def _ago(seconds: float) -> str:
@@ -314,5 +334,10 @@ COMMANDS: dict[str, Callable[[Any, list[str]], Any]] = {
     "fetch": fetch_cmd,
     "logs": logs_cmd,
     "envs": envs_cmd,
-    "cache": cache_cmd,
+    "cache": stored.cache_cmd,
+    "functions": stored.functions_cmd,
+    "free": stored.free_cmd,
+    "shutdown": stored.shutdown_cmd,
+    "jobs": jobs.jobs_cmd,
+    "submit": jobs.submit_cmd,
 }

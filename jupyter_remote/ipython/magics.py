@@ -34,12 +34,17 @@ class RemoteMagics(Magics):
     @argument("--no-wait", action="store_true",
               help="return at once; the names are bound to pending refs")
     @argument("--cache", action="store_true",
-              help="reuse the refs of an identical earlier run (same code and inputs) "
-                   "instead of running again, while its values are on the cluster")
+              help="answer from the result store (jupyter-remote.store.url) when an identical "
+                   "run (same source, inputs and requirements) was stored, by any kernel; "
+                   "else run and store the values")
     @argument("--resources", nargs="+", metavar="KEY=N",
               help="Dask worker resources the cell needs, e.g. GPU=1")
     @argument("--timeout", type=float, metavar="SECONDS",
               help="cancel the remote work and raise TimeoutError after this long")
+    @argument("--workers", nargs="+", metavar="HOST",
+              help="run only on these workers (addresses, host names or worker names)")
+    @argument("--gpu", choices=["require", "prefer"],
+              help="require: only on workers with the GPU resource; prefer: on them if any")
     @cell_magic
     def remote(self, line: str, cell: str) -> Any:
         """Run this cell on a worker of a Dask cluster.
@@ -88,6 +93,7 @@ class RemoteMagics(Magics):
                 wait=not args.no_wait, resources=resources, timeout=args.timeout,
                 on_lines=view.on_lines, on_call=view.start, env=env, cache=args.cache,
                 reqs=args.reqs, requirements_file=args.requirements_file,
+                workers=args.workers, gpu=args.gpu,
             )
         except Exception as error:
             view.fail(error)
@@ -119,12 +125,18 @@ class RemoteMagics(Magics):
             %remote connect ADDRESS [--name NAME]
             %remote refs                        remote refs in the notebook
             %remote get NAME [NAME ...]         download refs into local variables
+            %remote get NAME --head N|--sample N  a few rows, cut on the worker (binds nothing)
             %remote cancel NAME [NAME ...]|all  cancel remote work
             %remote publish NAME [--as SHARED]  share a ref with other notebooks
             %remote fetch SHARED [--as NAME]    bind a shared ref here
             %remote logs [CALL]                 list recent calls, or replay one call's log
             %remote envs [CLUSTER] [--prune]    requirement environments on the cluster
-            %remote cache [CLUSTER] [--clear]   runs of --cache cells kept for reuse
+            %remote cache [CLUSTER] [--clear]   results stored by cache=True and --cache
+            %remote functions [CLUSTER] [--latest]  functions saved with .save()
+            %remote free NAME [NAME ...]|all    drop remote values now, and their names
+            %remote shutdown [CLUSTER]          close a cluster this notebook started
+            %remote submit FILE [CLUSTER]       run an experiment file's object, step by step
+            %remote jobs                        runnables submitted from this notebook
         """
         from jupyter_remote.ipython import commands
 

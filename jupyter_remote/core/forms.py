@@ -1,0 +1,122 @@
+"""The parallel forms beside a plain map, in the notebook: split arrays, and the hooks around a
+map (``init`` makes the items on the cluster, ``post`` reduces the results there).
+
+They are forms of the same call machinery as every call (one :class:`~jupyter_remote.core.
+calls.Call`, payload kinds run by :mod:`jupyter_remote.worker.forms`): logs, Cancel,
+timeouts, errors and the status view behave as for any call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jupyter_remote.core import calls
+from jupyter_remote.core.refs import RemoteRef
+from jupyter_remote.wire import pieces
+from jupyter_remote.wire.events import LogLine
+from jupyter_remote.wire.payload import as_future
+
+
+# -- hooks around a map --------------------------------------------------------------------
+def init_source(call: calls.Call, init: Callable[[], Any], function: Any) -> Any:
+    """Run ``init()`` on the cluster; the items it made, as a source of a map (only their
+    number comes here)."""
+    from jupyter_remote.core.batches import InitItems
+
+    items = call.submit({"kind": "call", "fn": _listed(init), "args": (), "kwargs": {}},
+                        resources=function.resources, env=function._env(),
+                        key=f"remote-map-{call.id}-init")
+    length = call.submit({"kind": "length", "x": items}, key=f"remote-map-{call.id}-length")
+    [total] = calls.wait(call, [], fetch=[length])
+    call.futures.remove(length)
+    length.release()
+    return InitItems(items, int(total))
+
+
+def _listed(init: Callable[[], Any]) -> Callable[[], list[Any]]:
+    def items() -> list[Any]:
+        return list(init())
+
+    return items
+
+
+def after_map(call: calls.Call, function: Any, batches: list[Any], options: Any,
+              on_lines: Callable[[list[LogLine]], None], deadline: float | None) -> Any:
+    """The results of a map whose batches stayed on the cluster: ``post`` (or ``list``)
+    over them, run there; its value, or a ref to it (``get=False``)."""
+    post = call.submit({"kind": "post", "post": options.post or list, "batches": batches,
+                        "errors": options.errors}, key=f"remote-map-{call.id}-post")
+    for batch in batches:  # the post task holds them now
+        call.futures.remove(batch)
+        batch.release()
+    if not options.get:
+        return RemoteRef(post, call.cluster, name=f"{function.name}.map(...)", call=call)
+    left = None if deadline is None else max(0.001, deadline - time.monotonic())
+    [value] = calls.wait(call, [], fetch=[post], timeout=left, on_lines=on_lines)
+    call.futures.remove(post)
+    post.release()
+    return value
+
+
+# -- split ---------------------------------------------------------------------------------
+def split(function: Any, x: Any, *, axis: int = -1, parts: int | None = None, get: bool = True,
+          max_parallel: int | None = None, timeout: float | None = None, view: Any) -> Any:
+    """``function`` over ``parts`` contiguous pieces of ``x`` along ``axis``, pasted back in
+    order (see ``RemoteFunction.split``)."""
+    remote = as_future(x) is not None
+    if not remote:
+        pieces.length_along(x, axis)  # a clear error now for what cannot be split
+    cluster = function.cluster
+    parts = cluster.total_threads() if parts is None else parts
+    if not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts must be a positive whole number, got {parts!r}")
+    if not remote:
+        parts = max(1, min(parts, pieces.length_along(x, axis)))
+    call = calls.Call(cluster, function._label("split"), "split")
+    view.start(call)
+    try:
+        value = _split(call, function, x, axis, parts, remote, get, max_parallel, timeout, view)
+    except BaseException:
+        call.finish("failed")
+        view.finish(call)
+        raise
+    if get:
+        call.finish("done")
+    else:
+        call.finish_when_done()
+    view.finish(call)
+    return value
+
+
+def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remote: bool,
+           get: bool, max_parallel: int | None, timeout: float | None, view: Any) -> Any:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    env = function._env()
+    results: list[Any] = []
+    for index in range(parts):
+        if max_parallel and index >= max_parallel:  # at most N pieces run at once
+            calls.wait(call, [results[index - max_parallel]], timeout=_left(call, deadline),
+                       on_lines=view.on_lines)
+        if remote:  # cut where the value is; the piece (not the whole) goes to a free worker
+            piece = call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
+                                 "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
+        else:
+            piece = pieces.cut(x, axis, index, parts)
+        spec = {"kind": "piece", "fn": function.fn, "x": piece}
+        results.append(call.submit(spec, resources=function.resources, env=env,
+                                   key=f"remote-split-{call.id}-{index}"))
+    whole = call.submit({"kind": "concat", "pieces": results, "axis": axis},
+                        key=f"remote-split-{call.id}-concat")
+    if not get:
+        return RemoteRef(whole, call.cluster, name=f"{function.name}.split(...)", call=call)
+    [value] = calls.wait(call, [], fetch=[whole], timeout=_left(call, deadline),
+                         on_lines=view.on_lines)
+    return value
+
+
+def _left(call: calls.Call, deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(0.001, deadline - time.monotonic())

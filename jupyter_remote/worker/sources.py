@@ -1,0 +1,156 @@
+"""Functions named by where their code is, loaded on the worker:
+``"git+URL@REF#path/in/repo.py:func"``, ``"package.module:func"``.
+
+A :class:`CodeRef` travels to the worker (a small object, never the code); when first called
+there it finds the function: for git, the repository is cloned once per host and commit
+(under the environments root, ``.git-cache/COMMIT``) by ``git`` run as a subprocess with an
+argument list and a timeout, and the file is imported with the repository's root on the
+import path. Each failure (unreachable URL, unknown ref, missing file or function) is one
+clear error naming the URL and ref.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any
+
+GIT_TIMEOUT = 120.0
+_loaded: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+class CodeRefError(ValueError):
+    """The code a function name points at cannot be found or loaded."""
+
+
+class CodeRef:
+    """A function known by where its code is; calling it loads it (once) and calls it."""
+
+    def __init__(self, target: str, *, url: str | None = None, ref: str | None = None,
+                 path: str | None = None, module: str | None = None, name: str = ""):
+        self.target = target
+        self.url, self.ref, self.path, self.module, self.name = url, ref, path, module, name
+        self.__qualname__ = self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.target, self.url, self.ref, self.path, self.module, self.name)
+
+    def __repr__(self) -> str:
+        return f"<code {self.target}>"
+
+    def load(self) -> Any:
+        with _lock:
+            found = _loaded.get(self.target)
+            if found is None:
+                found = _loaded[self.target] = self._find()
+            return found
+
+    def _find(self) -> Any:
+        if self.url is not None:
+            assert self.ref is not None and self.path is not None
+            root = checkout(self.url, self.ref)
+            module = _import_file(root, self.path, f"{self.url}@{self.ref}")
+        else:
+            assert self.module is not None
+            try:
+                module = importlib.import_module(self.module)
+            except ImportError as exc:
+                raise CodeRefError(f"{self.target}: module {self.module!r} cannot be imported on "
+                                   f"the worker ({exc}); install it there or pass reqs=") from None
+        fn = getattr(module, self.name, None)
+        if fn is None:
+            raise CodeRefError(f"{self.target}: {self.name!r} is not defined in it")
+        return fn
+
+
+def _rebuild(target: str, url: str | None, ref: str | None, path: str | None,
+             module: str | None, name: str) -> CodeRef:
+    return CodeRef(target, url=url, ref=ref, path=path, module=module, name=name)
+
+
+def _git(args: list[str], what: str, cwd: str | None = None) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    except FileNotFoundError:
+        raise CodeRefError(f"{what}: git is not installed on the worker") from None
+    except subprocess.TimeoutExpired:
+        raise CodeRefError(f"{what}: git {args[0]} took more than {GIT_TIMEOUT:g} s") from None
+    if done.returncode != 0:
+        raise CodeRefError(f"{what}: git {args[0]} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def resolve(url: str, ref: str) -> str:
+    """The commit ``ref`` (a branch, tag or commit) points at in the repository at ``url``."""
+    what = f"{url}@{ref}"
+    if len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):
+        return ref
+    out = _git(["ls-remote", url, ref, f"{ref}^{{}}"], what)
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    if not lines:
+        raise CodeRefError(f"{what}: no branch or tag {ref!r} in the repository")
+    peeled = [sha for sha, name in lines if name.endswith("^{}")]
+    return peeled[0] if peeled else lines[0][0]
+
+
+def checkout(url: str, ref: str) -> str:
+    """A checkout of ``url`` at ``ref`` on this host (cloned once per commit)."""
+    commit = resolve(url, ref)
+    base = os.path.join(_cache_root(), ".git-cache")
+    path = os.path.join(base, commit)
+    if os.path.isdir(path):
+        return path
+    os.makedirs(base, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    what = f"{url}@{ref}"
+    try:
+        _git(["clone", "--quiet", "--no-checkout", url, tmp], what)
+        _git(["checkout", "--quiet", commit], what, cwd=tmp)
+        os.rename(tmp, path)
+    except OSError:  # another worker of this host finished the same checkout first
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _cache_root() -> str:
+    from jupyter_remote.worker import envstore
+
+    return envstore.root()
+
+
+def _import_file(root: str, path: str, what: str) -> Any:
+    full = os.path.join(root, path)
+    if not os.path.isfile(full):
+        raise CodeRefError(f"{what}: there is no file {path!r} in the repository")
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)  # this checkout's modules first
+    # Modules an earlier checkout (another commit) imported would be found in sys.modules
+    # first: forget them (functions loaded from them keep what they imported).
+    caches = os.path.dirname(root) + os.sep
+    for key, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None) or ""
+        if where.startswith(caches) and not where.startswith(root + os.sep):
+            del sys.modules[key]
+    name = "jupyter_remote_code_" + hashlib.sha256(full.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, full)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
