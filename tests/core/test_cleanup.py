@@ -90,3 +90,26 @@ def test_releasing_held_shares_lets_go_of_automatically_shared_inputs(local):
     assert share.release_held(local) >= 1  # what `%remote free all` does besides free()
     wait_until(lambda: not set(shared) & set(local.client.run_on_scheduler(_keys)),
                what="the shared input released")
+
+
+@pytest.mark.slow
+def test_shutdown_of_the_embedded_cluster_in_a_real_kernel(tmp_path):
+    """The kernel's own embedded cluster closes, and the next %%remote starts a fresh one."""
+    from tests.widgets.kernel import Kernel
+
+    k = Kernel(env={"DASK_JUPYTER_REMOTE__LOCAL__N_WORKERS": "1",
+                    "DASK_JUPYTER_REMOTE__WIDGETS": "text"}, cwd=str(tmp_path))
+    try:
+        k.execute("%load_ext jupyter_remote\nimport jupyter_remote", timeout=60)
+        k.execute("%%remote\nx = 1\n", timeout=180)
+        k.execute("first = jupyter_remote.cluster().client.scheduler.address")
+        msg = k.submit("%remote shutdown")
+        k.reply(msg, timeout=120)
+        assert "shut down cluster 'local'" in k.text(msg), k.text(msg)
+        k.execute("%%remote\ny = 2\n", timeout=180)
+        msg = k.submit("print('fresh', jupyter_remote.cluster().client.scheduler.address != first,"
+                       " y.get())")
+        k.reply(msg)
+        assert "fresh True 2" in k.text(msg), k.text(msg)
+    finally:
+        k.close()
