@@ -127,3 +127,34 @@ def age(seconds_since_epoch: float) -> str:
         if ago >= size:
             return f"{ago / size:.0f} {unit} ago"
     return f"{ago:.0f} s ago"
+
+
+def map_calls(function: Any, items: Any, *, errors: str, plain: bool) -> list:
+    """``map``/``starmap`` of a ``cache=True`` function: one memoized call per item (tuples
+    of arguments), each answered from the store or run and stored, results in order.
+
+    ``plain`` says the map asked for nothing but ``errors``/``timeout``/``shared``/
+    ``batch_size``: the batch forms (``post``, ``init``, ``target``, ``max_parallel``,
+    ``get=False``) run whole batches and cannot answer single items from the store.
+    """
+    if not plain:
+        raise ValueError(
+            f"{function.name} has cache=True: its map answers each item from the result store, "
+            "so post=, init=, target=, max_parallel= and get=False do not apply. Use "
+            "function.to(...) with cache=False for those, or drop them."
+        )
+    refs = [function.remote(*args) for args in items]
+    results: list = []
+    for index, ref in enumerate(refs):
+        try:
+            results.append(ref.get())
+        except Exception as exc:
+            if errors == "return":
+                results.append(exc)
+                continue
+            for rest in refs[index + 1:]:
+                rest.cancel()
+            exc.add_note(f"item {index} of {len(refs)} failed; pass errors='return' to get the "
+                         "other results with the exceptions in place")
+            raise
+    return results

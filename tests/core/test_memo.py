@@ -283,3 +283,16 @@ def test_names_of_a_cached_cell_count_by_its_store_key(local, store, tmp_path):
     first = cells.run_cell(source, {"u": up1, "path": marker}, local, cache=True)
     again = cells.run_cell(source, {"u": up2, "path": marker}, local, cache=True)
     assert again.reused == first.call.id and _runs(tmp_path / "runs.txt") == 1
+
+
+def test_map_of_a_cached_function_answers_items_from_the_store(local, store, tmp_path):
+    marker = str(tmp_path / "runs.txt")
+    f = jupyter_remote.function(counted, cache=True)
+    assert f.map([1, 2, 3], [marker] * 3) == [2, 4, 6]
+    assert f.map([2, 3, 4], [marker] * 3) == [4, 6, 8]  # 2 and 3 from the store
+    assert f.starmap([(4, marker), (5, marker)]) == [8, 10]
+    assert _runs(tmp_path / "runs.txt") == 5
+    got = jupyter_remote.function(flaky, cache=True).map([marker + "x"], errors="return")
+    assert isinstance(got[0], ValueError)
+    with pytest.raises(ValueError, match="cache=True"):
+        f.map([1], [marker], post=sum)
