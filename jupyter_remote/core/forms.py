@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jupyter_remote.core import calls
+from jupyter_remote.core import calls, views
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.wire import pieces
 from jupyter_remote.wire.events import LogLine
@@ -74,6 +74,7 @@ def split(function: Any, x: Any, *, axis: int = -1, parts: int | None = None, ge
         raise ValueError(f"parts must be a positive whole number, got {parts!r}")
     if not remote:
         parts = max(1, min(parts, pieces.length_along(x, axis)))
+    views.announce(view, cluster)
     call = calls.Call(cluster, function._label("split"), "split")
     view.start(call)
     try:

@@ -137,8 +137,9 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""
-        call, future = self._call(args, kwargs)
         view = views.function_view()
+        views.announce(view, self.cluster)
+        call, future = self._call(args, kwargs)
         view.start(call)
         try:
             [value] = calls.wait(call, [], fetch=[future], on_lines=view.on_lines)
@@ -178,6 +179,13 @@ class RemoteFunction:
         comes back instead of the results. ``init=h``: the items are ``h()``, made on the
         cluster. ``get=False``: a ``RemoteRef`` to the results (or to ``post``'s value).
         """
+        if self.cache:  # each item answered from the result store, or run and stored
+            from jupyter_remote.core import memo
+
+            maps.check_errors(errors)
+            plain = post is None and init is None and target is None and max_parallel is None
+            return memo.map_calls(self._sharing(shared), zip(*iterables), errors=errors,
+                                  plain=plain and get)
         items, star = (None, False) if init is not None and not iterables else maps.items_of(iterables)
         with self._placed(self._label("map")) as placed:
             return maps.run(placed._sharing(shared), items, star=star,
@@ -190,6 +198,13 @@ class RemoteFunction:
                 max_parallel: int | None = None, target: str | None = None,
                 post: Callable | None = None, get: bool = True) -> Any:
         """Like :meth:`map`, with each item an argument tuple."""
+        if self.cache:  # each item answered from the result store, or run and stored
+            from jupyter_remote.core import memo
+
+            maps.check_errors(errors)
+            plain = post is None and target is None and max_parallel is None
+            return memo.map_calls(self._sharing(shared), iterable, errors=errors,
+                                  plain=plain and get)
         with self._placed(self._label("map")) as placed:
             return maps.run(placed._sharing(shared), iterable, star=True,
                             view=views.function_view(),

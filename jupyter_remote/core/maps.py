@@ -30,7 +30,7 @@ from typing import Any
 import dask
 
 from jupyter_remote import config
-from jupyter_remote.core import calls
+from jupyter_remote.core import calls, views
 from jupyter_remote.core.batches import InitItems, Sizer, Source
 from jupyter_remote.core.refs import translate
 from jupyter_remote.exceptions import RemoteTaskError, RemoteTimeoutError
@@ -78,6 +78,7 @@ def run(function: Any, iterable: Iterable[Any] | None, *, star: bool, options: O
     makes on the cluster); the results in order, or what ``options`` ask for instead."""
     options.check()
     cluster = function.cluster
+    views.announce(view, cluster)
     call = calls.Call(cluster, function._label("map"), "map")
     if options.init is not None:
         from jupyter_remote.core import forms

@@ -67,6 +67,14 @@ class TextFunctionView:
 _function_view: Callable[[], FunctionView] | None = None
 
 
+def announce(view: Any, cluster: Any) -> None:
+    """Before a cluster's first use: a view that can say so (``connecting(cluster)``) tells
+    at once that it starts or connects, which can take seconds."""
+    connecting = getattr(view, "connecting", None)
+    if connecting is not None and not cluster.connected:
+        connecting(cluster)
+
+
 def set_function_view(factory: Callable[[], FunctionView] | None) -> None:
     """Use ``factory()`` as the view of waiting calls; ``None`` restores the text view."""
     global _function_view

@@ -194,6 +194,10 @@ class FunctionTextView:
     def __init__(self) -> None:
         self._text = _TextLog()
 
+    def connecting(self, cluster) -> None:
+        """Runs before the first use of a cluster that is not connected yet."""
+        _status(starting_words(cluster))
+
     def start(self, call) -> None:
         self._text.begin(call)
 
@@ -272,12 +276,19 @@ class FunctionWidgetView:
 
     def __init__(self) -> None:
         self.widget = None
+        self._placeholder = None  # the "starting…" line shown until the call's widget
+
+    def connecting(self, cluster) -> None:
+        from IPython.display import display
+
+        self._placeholder = display(_line_bundle(starting_words(cluster)), raw=True,
+                                    display_id=True)
 
     def start(self, call) -> None:
         from jupyter_remote.widgets import CallWidget
 
         self.widget = CallWidget(call, waiting=True)
-        self.widget.show()
+        self.widget.show(handle=self._placeholder)  # in place of the "starting…" line
 
     def on_lines(self, lines) -> None:
         pass

@@ -106,7 +106,9 @@ class Sink:
         self._schedule = schedule
         self._lock = threading.Lock()
         self._pending: list[LogLine] = []
-        self._partial: dict[str, str] = {}
+        # Unfinished lines, per stream and per concurrent item (threads of one batch write
+        # "text" and "\n" in separate calls: their halves must not meet).
+        self._partial: dict[tuple[str, int | None], str] = {}
         self._scheduled = False
         self.closed = False
 
@@ -115,10 +117,11 @@ class Sink:
             return
         now = time.time()
         with self._lock:
-            head = self._partial.pop(stream, "") + text
+            key = (stream, item_index.get())
+            head = self._partial.pop(key, "") + text
             *lines, rest = head.split("\n")
             if rest:
-                self._partial[stream] = rest
+                self._partial[key] = rest
             for line in lines:
                 self._pending.append(self._line(stream, line, now))
             self._kick()
@@ -161,8 +164,11 @@ class Sink:
         """Ship what is left, partial lines included."""
         self.closed = True
         with self._lock:
-            for stream, rest in self._partial.items():
-                self._pending.append(self._line(stream, rest, time.time()))  # type: ignore[arg-type]
+            for (stream, index), rest in self._partial.items():
+                line = self._line(stream, rest, time.time())  # type: ignore[arg-type]
+                if index is not None:
+                    line["index"] = index
+                self._pending.append(line)
             self._partial.clear()
         self._flush()
 

@@ -105,3 +105,13 @@ def test_free_and_shutdown(shell, run, capsys, registry_path):
         "created": time.time(), "status": "running"})
     with pytest.raises(UsageError, match="belongs to the Remote clusters sidebar"):
         shell.run_line_magic("remote", "shutdown sidebars")
+
+
+def test_head_and_sample_of_a_dataframe(shell, run):
+    run("%%remote\nimport pandas as pd\nframe = pd.DataFrame({'a': range(1000), 'b': range(1000)})\n")
+    frame = shell.user_ns["frame"]
+    head = frame.head(3)
+    assert list(head["a"]) == [0, 1, 2] and list(head.columns) == ["a", "b"]
+    picked = frame.sample(4, seed=3)
+    assert len(picked) == 4 and picked.equals(frame.sample(4, seed=3))
+    assert list(shell.run_line_magic("remote", "get frame --head 2")["b"]) == [0, 1]
