@@ -13,11 +13,17 @@ def _rows(client) -> dict[str, dict]:
 
 
 def _last_call(local) -> str:
-    """The id of the call the last cell made (the kernel's router opened its log)."""
-    return max(local.router.calls(), key=lambda log: log.started).call
+    """The id of the call the last cell made (the router of the cluster the shell's cells
+    use now opened its log: earlier tests may have replaced the session's `local` object)."""
+    from jupyter_remote.core import clusters
+
+    return max(clusters.cluster().router.calls(), key=lambda log: log.started).call
 
 
-def test_a_finished_cell_that_bound_names_is_not_listed(shell, run, local, client):
+def test_a_finished_cell_that_bound_names_is_not_listed(shell, run, local):
+    from jupyter_remote.core import clusters
+
+    client = clusters.cluster().client
     run("%%remote\nfinished_a = 1\nfinished_b = [2] * 10\n")
     call = _last_call(local)
     assert shell.user_ns["finished_b"].get() == [2] * 10
@@ -28,7 +34,10 @@ def test_a_finished_cell_that_bound_names_is_not_listed(shell, run, local, clien
     assert client.run_on_scheduler(on_scheduler.cancel_call, call, "test")["keys"] == []
 
 
-def test_running_and_queued_cells_are_listed(shell, run, local, client, tmp_path):
+def test_running_and_queued_cells_are_listed(shell, run, local, tmp_path):
+    from jupyter_remote.core import clusters
+
+    client = clusters.cluster().client
     gate = tmp_path / "open"
     run(
         "%%remote --no-wait\nimport os, time\n"
