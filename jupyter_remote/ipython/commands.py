@@ -9,7 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from jupyter_remote.exceptions import JupyterRemoteError
-from jupyter_remote.ipython import jobs, stored
+from jupyter_remote.ipython import jobs, stored, tables
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,13 +23,6 @@ def _parser(name: str, description: str) -> _Parser:
 
 def _parse(parser: _Parser, words: list[str]) -> argparse.Namespace:
     return parser.parse_args(words)
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _refs_in(ns: dict) -> dict[str, Any]:
@@ -265,7 +258,7 @@ def logs_cmd(shell, words: list[str]) -> None:
             print("no remote calls yet")
             return
         rows = [[log.call, log.label, log.state, f"{log.elapsed:.1f}s", str(len(log.lines))] for log in logs]
-        print(_table(rows, ["call", "what", "state", "elapsed", "lines"]))
+        tables.show(rows, ["call", "what", "state", "elapsed", "lines"])
         return
     if args.call == "last":
         matches = logs[-1:]

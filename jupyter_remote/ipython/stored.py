@@ -11,6 +11,8 @@ import argparse
 
 from IPython.core.error import UsageError
 
+from jupyter_remote.ipython import tables
+
 
 class Parser(argparse.ArgumentParser):
     """Bad arguments raise ``UsageError`` with the usage, as IPython's magics do."""
@@ -38,21 +40,12 @@ def on_cluster(name: str, description: str, flag: str, flag_help: str, words: li
     return getattr(args, flag), cluster(args.cluster)
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def cache_cmd(shell, words: list[str]) -> None:
     clear, found = on_cluster(
         "cache", "list the results kept in the result store (jupyter-remote.store.url) by "
         "function(..., cache=True) and `%%remote --cache`, or remove them",
         "clear", "remove them from the store (saved functions stay)", words,
     )
-    from dask.utils import format_bytes
-
     from jupyter_remote.core import memo
 
     url = memo.store_spec()["url"]
@@ -64,11 +57,11 @@ def cache_cmd(shell, words: list[str]) -> None:
         print(f"no stored results in {url} (calls with cache=True and --cache cells store theirs)")
         return
     print(f"{len(rows)} stored result(s) in {url}, most recently used first:")
-    print(table(
-        [[r["kind"], r.get("label", ""), r.get("inputs", "") or "-", format_bytes(r["size"]),
+    tables.show(  # HTML in JupyterLab, text in a terminal
+        [[r["kind"], r.get("label", ""), r.get("inputs", "") or "-", tables.size(r["size"]),
           memo.age(r["created"]), memo.age(r["used"])] for r in reversed(rows)],
         ["what", "function or cell", "inputs", "size", "stored", "last used"],
-    ))
+    )
 
 
 def functions_cmd(shell, words: list[str]) -> None:
@@ -87,12 +80,12 @@ def functions_cmd(shell, words: list[str]) -> None:
     latest = {r["name"]: r["version"] for r in rows}  # rows come by name, then version
     if only_latest:
         rows = [r for r in rows if latest[r["name"]] == r["version"]]
-    print(table(
+    tables.show(
         [[f"{r['name']}@{r['version']}" + (f" ({r['name']})" if latest[r["name"]] == r["version"]
                                           else ""),
           memo.age(r["saved"]), r.get("notebook", "-"), r.get("reqs", "-")] for r in rows],
         ["function", "saved", "from notebook", "requirements"],
-    ))
+    )
 
 
 def free_cmd(shell, words: list[str]) -> None:
