@@ -34,13 +34,19 @@ out = {
     "ran_in": jupyter_remote.function(lambda: os.getpid())(),
     "worker_pids": sorted(client.run(os.getpid).values()),
 }
+if os.environ.get("PROBE_MAP"):
+    def task_key(i):
+        from distributed import get_worker
+        return str(get_worker().get_current_task())
+    out["map_keys"] = jupyter_remote.function(task_key).map(range(12))
+
 print("PROBE " + json.dumps(out))
 clusters.close_all()
 """
 
 
-def probe(**settings: str) -> dict:
-    env = dict(os.environ)
+def probe(env_extra: dict | None = None, **settings: str) -> dict:
+    env = dict(os.environ, **(env_extra or {}))
     for key, value in settings.items():
         env[f"DASK_JUPYTER_REMOTE__{key}"] = value
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
@@ -76,3 +82,14 @@ def test_default_cluster_is_where_calls_go_without_a_cluster():
         seen = probe(DEFAULT_CLUSTER=other.scheduler_address)
         assert seen["default"] == other.scheduler_address
         assert seen["ran_in"] in set(other.get_client().run(os.getpid).values())
+
+
+@pytest.mark.parametrize("size", [3, 4])  # auto would cut 12 items on 2 threads in 6s
+def test_map_batch_size_fixes_the_items_per_task(size):
+    seen = probe({"PROBE_MAP": "1"}, LOCAL__N_WORKERS="1", LOCAL__THREADS_PER_WORKER="2",
+                 MAP__BATCH_SIZE=str(size))
+    keys = seen["map_keys"]
+    assert len(keys) == 12
+    groups = [keys[i:i + size] for i in range(0, 12, size)]
+    assert all(len(set(g)) == 1 for g in groups), keys  # each batch is one Dask task
+    assert len(set(keys)) == 12 // size, keys
