@@ -108,6 +108,26 @@ def cancel_for(dask_scheduler: Any, key: Any, client_id: str, reason: str) -> bo
     return True
 
 
+def never_steal(prefix: str) -> bool:
+    """Keep Dask's work stealing off tasks of ``prefix`` (runs on the scheduler).
+
+    Internal: ``distributed.stealing.fast_tasks``, the set of task prefixes the scheduler
+    never steals (distributed 2021.x-2026.8.0; filled from
+    ``distributed.scheduler.default-task-durations`` at import). Feature test: the set
+    exists. Fallback: such tasks may be stolen (a take then fetches its value through the
+    scheduler, which a value that cannot be pickled does not survive).
+    """
+    try:
+        from distributed import stealing
+    except ImportError:
+        return False
+    fast = getattr(stealing, "fast_tasks", None)
+    if not isinstance(fast, set):
+        return False
+    fast.add(prefix)
+    return True
+
+
 # -- distributed: deployments --------------------------------------------------------------
 def stop_adaptive(cluster: Any) -> None:
     """Stop a deployment's adaptive scaling (a fixed size replaces it).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_remote._compat import cancel_for, scheduler_tasks, truncate_events
+from jupyter_remote._compat import cancel_for, never_steal, scheduler_tasks, truncate_events
 
 # A call's unfinished tasks are in these states. Not ``released``: a finished cell's task
 # stays there while the tasks that take its names from it hold it (they are its
@@ -79,6 +79,12 @@ def cancel_call(call: str, reason: str, dask_scheduler: Any = None) -> dict[str,
         if task.wanted_by:
             cancel_for(dask_scheduler, task.key, task.wanted_by[0], reason)
     return found
+
+
+def keep_takes_in_place(dask_scheduler: Any = None) -> bool:
+    """A cell's ``take`` tasks stay on the worker holding its values: never stolen (moving
+    one would copy the value, and a value that cannot be pickled would be lost)."""
+    return never_steal("remote-take")
 
 
 def truncate_topic(topic: str, dask_scheduler: Any = None) -> bool:

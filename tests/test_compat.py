@@ -141,3 +141,13 @@ def test_the_installed_ipykernel_has_the_subshell_hooks():
     _compat.route_comm(comm, "sub-1")
     assert comm._reply_subshell_for({}, None) == "sub-1"
     assert _compat.subshell_manager(object(), threading.current_thread()) is None
+
+
+def test_never_steal_keeps_a_prefix_off_work_stealing(local):
+    def stolen_never(dask_scheduler=None):
+        from distributed import stealing
+
+        return "remote-take" in stealing.fast_tasks
+
+    assert local.client.run_on_scheduler(stolen_never)  # set when the notebook connected
+    assert _compat.never_steal("remote-take-test") is True

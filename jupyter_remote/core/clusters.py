@@ -24,7 +24,7 @@ from typing import Any
 
 import dask.config
 
-from jupyter_remote import config
+from jupyter_remote import config, on_scheduler
 from jupyter_remote._compat import zero_interval
 from jupyter_remote.core import embedded as local_cluster
 from jupyter_remote.core import registry, versions
@@ -264,11 +264,12 @@ def worker_totals(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _register_plugin(client: Any) -> None:
-    """Give every worker of the cluster, and every worker that joins later, the package's
-    worker plugin (output capture and cleanup): once per cluster, idempotent."""
+    """The worker plugin on every worker, now and later (capture, cleanup), and no stealing
+    of a cell's takes: once per connect, idempotent."""
     from jupyter_remote.worker.plugin import NAME, RemotePlugin
 
     client.register_plugin(RemotePlugin(), name=NAME)
+    client.run_on_scheduler(on_scheduler.keep_takes_in_place)
 
 
 def import_factory(path: str) -> Any:
