@@ -39,6 +39,13 @@ if os.environ.get("PROBE_MAP"):
         from distributed import get_worker
         return str(get_worker().get_current_task())
     out["map_keys"] = jupyter_remote.function(task_key).map(range(12))
+if os.environ.get("PROBE_LOG"):
+    def log_marker():
+        import logging
+        logging.getLogger("distributed.worker").warning("probe-log-marker from %d", os.getpid())
+    client.run(log_marker)
+    from jupyter_remote.core import embedded
+    out["log_path"] = embedded.log_path()
 
 print("PROBE " + json.dumps(out))
 clusters.close_all()
@@ -93,3 +100,11 @@ def test_map_batch_size_fixes_the_items_per_task(size):
     groups = [keys[i:i + size] for i in range(0, 12, size)]
     assert all(len(set(g)) == 1 for g in groups), keys  # each batch is one Dask task
     assert len(set(keys)) == 12 // size, keys
+
+
+def test_the_embedded_cluster_logs_to_the_file_the_readme_names(tmp_path):
+    seen = probe({"PROBE_LOG": "1", "TMPDIR": str(tmp_path)}, LOCAL__N_WORKERS="1")
+    path = tmp_path / f"jupyter-remote-local-{seen['me']}.log"
+    assert seen["log_path"] == str(path)
+    (worker,) = seen["worker_pids"]
+    assert f"probe-log-marker from {worker}" in path.read_text()
