@@ -95,7 +95,7 @@ def test_cancel_for_cancels_a_task_on_behalf_of_its_owner(local):
 def test_stop_adaptive_stops_a_deployments_adaptive_scaling():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
+    with LocalCluster(n_workers=0, processes=False, dashboard_address="127.0.0.1:0") as cluster:
         cluster.adapt(minimum=0, maximum=1)
         assert cluster._adaptive is not None
         _compat.stop_adaptive(cluster)

@@ -124,7 +124,7 @@ def envs_cluster(house, env_root, installer):
             "jupyter-remote.pip-options": ["--no-index", "--find-links", house],
         }):
             lc = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                              dashboard_address=":0")
+                              dashboard_address="127.0.0.1:0")
             found = clusters.connect(lc.scheduler_address, f"envs-test-{os.path.basename(env_root)}")
             yield found
             found.close()

@@ -40,7 +40,7 @@ def test_free_drops_values_from_the_cluster_and_names_from_the_namespace(local):
 
 
 def test_shutdown_disconnects_from_a_cluster_it_only_connected_to():
-    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as lc:
+    with LocalCluster(n_workers=1, processes=True, dashboard_address="127.0.0.1:0") as lc:
         found = clusters.connect(lc.scheduler_address, name="borrowed")
         assert found.client.submit(int, "4").result() == 4
         said = jupyter_remote.cluster("borrowed").shutdown()
@@ -50,7 +50,7 @@ def test_shutdown_disconnects_from_a_cluster_it_only_connected_to():
 
 def test_shutdown_closes_a_config_factory_cluster_it_started():
     factory = {"factory": "distributed.LocalCluster",
-               "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": ":0"}}
+               "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": "127.0.0.1:0"}}
     with dask.config.set({"jupyter-remote.clusters.made-here": factory}):
         found = jupyter_remote.cluster("made-here")
         first = found.client.scheduler.address

@@ -15,7 +15,7 @@ from jupyter_remote.exceptions import ClusterConnectError, UnknownClusterError
 
 @pytest.fixture(scope="module")
 def other():
-    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as c:
+    with LocalCluster(n_workers=1, processes=True, dashboard_address="127.0.0.1:0") as c:
         yield c
 
 
@@ -66,7 +66,7 @@ def test_config_entry_with_address(other):
 def test_config_entry_with_factory():
     entry = {
         "factory": "distributed.LocalCluster",
-        "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": ":0"},
+        "kwargs": {"n_workers": 1, "processes": True, "dashboard_address": "127.0.0.1:0"},
     }
     with dask.config.set({"jupyter-remote.clusters": {"fromfactory": entry}}):
         found = jupyter_remote.cluster("fromfactory")

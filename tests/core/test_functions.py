@@ -157,7 +157,7 @@ def test_enqueue_survives_a_failed_call(local):
 def test_to_binds_elsewhere(local):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as other:
+    with LocalCluster(n_workers=1, processes=True, dashboard_address="127.0.0.1:0") as other:
         f = jupyter_remote.function(os.getpid).to(other.scheduler_address)
         assert f.cluster.address == other.scheduler_address
         worker_pids = set(other.scheduler_info  # noqa: B018 - reach the cluster

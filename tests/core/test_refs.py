@@ -71,7 +71,7 @@ def test_errors_surface_on_get(local):
 
 def test_lost_worker_names_the_cell(tmp_path):
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as lc:
+        with LocalCluster(n_workers=1, processes=True, dashboard_address="127.0.0.1:0") as lc:
             c = clusters.connect(lc.scheduler_address, name="fragile")
             try:
                 with pytest.raises(WorkerLostError) as info:

@@ -105,7 +105,7 @@ def test_lookup_explains_starting_and_failed_clusters(path):
 
 
 def test_a_registered_cluster_is_reachable_by_name(path):
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as lc:
         registry.put({"name": "lab-x", "source": "server", "pid": os.getpid(),
                       "status": "running", "address": lc.scheduler_address})  # fmt: skip
         assert "lab-x" in clusters.known_names()
@@ -122,7 +122,7 @@ def test_a_registered_cluster_is_reachable_by_name(path):
 
 
 def test_connect_announces_and_close_withdraws(path):
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as lc:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as lc:
         found = clusters.connect(lc.scheduler_address, name="mine")
         try:
             entry = registry.get("mine")
@@ -173,7 +173,7 @@ def test_embedded_cluster_is_registered_under_local_pid(path):
 
 def test_a_config_factory_started_by_a_kernel_is_registered_under_name_pid(path):
     factory = {"factory": "distributed.LocalCluster",
-               "kwargs": {"n_workers": 1, "processes": False, "dashboard_address": ":0"}}  # fmt: skip
+               "kwargs": {"n_workers": 1, "processes": False, "dashboard_address": "127.0.0.1:0"}}  # fmt: skip
     with dask.config.set({"jupyter-remote.clusters": {"small": factory}}):
         found = clusters.cluster("small")
         try:
@@ -188,14 +188,14 @@ def test_a_config_factory_started_by_a_kernel_is_registered_under_name_pid(path)
 
 
 def test_a_name_shut_down_and_started_again_resolves_to_the_new_cluster(path):
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as first:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as first:
         registry.put({"name": "lab-z", "source": "server", "pid": os.getpid(),
                       "status": "running", "address": first.scheduler_address})  # fmt: skip
         assert clusters.cluster("lab-z").client.submit(lambda: 1).result() == 1
     registry.remove("lab-z")  # the sidebar shut it down ...
     with pytest.raises(clusters.UnknownClusterError):
         clusters.cluster("lab-z")
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as second:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as second:
         registry.put({"name": "lab-z", "source": "server", "pid": os.getpid(),
                       "status": "running", "address": second.scheduler_address})  # fmt: skip
         found = clusters.cluster("lab-z")  # ... and started a new one of the same name

@@ -227,7 +227,7 @@ def test_published_refs_outlive_the_client_that_made_them(shell, run, capsys):
 
     from jupyter_remote.core import clusters
 
-    with LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as lc:
+    with LocalCluster(n_workers=1, processes=True, dashboard_address="127.0.0.1:0") as lc:
         shell.run_line_magic("remote", f"connect {lc.scheduler_address} --name lasting")
         run("%%remote lasting\nresult_table = {'rows': 3}\n")
         shell.run_line_magic("remote", "publish result_table --as team-table")

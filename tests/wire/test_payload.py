@@ -107,7 +107,7 @@ def test_the_scheduler_never_needs_user_code(tmp_path):
 
         # Dask's SubprocessCluster: the scheduler in a process of its own (LocalCluster's
         # would share this process, which has the module).
-        with SubprocessCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as lc:
+        with SubprocessCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lc:
             c = clusters.connect(lc.scheduler_address, name="no-user-code-on-scheduler")
             try:
                 c.client.wait_for_workers(1, timeout=60)

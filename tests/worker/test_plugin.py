@@ -31,7 +31,7 @@ def _plugins(dask_scheduler=None) -> list[str]:
 def fresh():
     """A cluster of its own (one worker process behind a nanny, so it can restart)."""
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                      dashboard_address=":0") as lc:
+                      dashboard_address="127.0.0.1:0") as lc:
         yield lc
 
 
