@@ -14,13 +14,15 @@ def test_head_and_sample_are_cut_on_the_worker(shell, run):
     # so rows that arrive prove the cut happened there.
     run("%%remote\nimport threading\nrows = list(range(100_000)) + [threading.Lock()]\n")
     rows = shell.user_ns["rows"]
-    with pytest.raises(Exception):  # noqa: B017 (any failure to serialise will do)
-        rows.get()
     assert shell.run_line_magic("remote", "get rows --head 3") == [0, 1, 2]
     assert rows.head(0) == []
     picked = rows.sample(5, seed=7)
     assert len(picked) == 5 and picked == sorted(picked) and rows.sample(5, seed=7) == picked
     assert shell.user_ns["rows"] is rows  # a preview never replaces the ref
+    # Last: a failed download can leave Dask marking the key failed, which a cut before it
+    # would then report (seen once in a fresh-clone run).
+    with pytest.raises(Exception):  # noqa: B017 (any failure to serialise will do)
+        rows.get()
 
 
 def test_head_of_an_array_and_a_dict(shell, run):
