@@ -3,6 +3,7 @@ becomes a :class:`UsageError` (a short message with the usage, no traceback)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -59,3 +60,29 @@ def env_spec(reqs: list[str] | None, requirements_file: str | None,
         return environments.resolve(reqs, requirements_file, files)
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """A ``%remote`` subcommand's parser: bad arguments raise ``UsageError`` with the usage,
+    as IPython's magics do."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{message}\n{self.format_usage()}")
+
+
+def parser(name: str, description: str) -> Parser:
+    return Parser(prog=f"%remote {name}", description=description, add_help=False)
+
+
+def parse_words(p: Parser, words: list[str]) -> argparse.Namespace:
+    return p.parse_args(words)
+
+
+def on_cluster(name: str, description: str, flag: str, flag_help: str,
+               words: list[str]) -> tuple[bool, Any]:
+    """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
+    p = parser(name, description)
+    p.add_argument("cluster", nargs="?", default=None)
+    p.add_argument(f"--{flag}", action="store_true", help=flag_help)
+    args = parse_words(p, words)
+    return getattr(args, flag), cluster(args.cluster)

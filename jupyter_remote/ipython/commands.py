@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
@@ -10,19 +9,7 @@ from IPython.core.error import UsageError
 
 from jupyter_remote.exceptions import JupyterRemoteError
 from jupyter_remote.ipython import jobs, stored, tables
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message}\n{self.format_usage()}")
-
-
-def _parser(name: str, description: str) -> _Parser:
-    return _Parser(prog=f"%remote {name}", description=description, add_help=False)
-
-
-def _parse(parser: _Parser, words: list[str]) -> argparse.Namespace:
-    return parser.parse_args(words)
+from jupyter_remote.ipython.arguments import on_cluster, parse_words, parser
 
 
 def _refs_in(ns: dict) -> dict[str, Any]:
@@ -50,7 +37,7 @@ def _ref(ns: dict, name: str):
 
 # -- clusters ------------------------------------------------------------------------------
 def clusters_cmd(shell, words: list[str]) -> None:
-    _parse(_parser("clusters", "list clusters"), words)
+    parse_words(parser("clusters", "list clusters"), words)
     from dask.utils import format_bytes
 
     from jupyter_remote.core import clusters
@@ -93,9 +80,9 @@ def _title_and_owner(c) -> tuple[str, str]:
 
 
 def use_cmd(shell, words: list[str]) -> None:
-    p = _parser("use", "set the default cluster of this notebook")
+    p = parser("use", "set the default cluster of this notebook")
     p.add_argument("name")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     from jupyter_remote.core import clusters
 
     try:
@@ -106,10 +93,10 @@ def use_cmd(shell, words: list[str]) -> None:
 
 
 def connect_cmd(shell, words: list[str]) -> None:
-    p = _parser("connect", "connect to a running Dask scheduler")
+    p = parser("connect", "connect to a running Dask scheduler")
     p.add_argument("address")
     p.add_argument("--name")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     from jupyter_remote.core import clusters
 
     try:
@@ -125,7 +112,7 @@ def connect_cmd(shell, words: list[str]) -> None:
 
 # -- refs ----------------------------------------------------------------------------------
 def refs_cmd(shell, words: list[str]) -> None:
-    _parse(_parser("refs", "list remote refs"), words)
+    parse_words(parser("refs", "list remote refs"), words)
     from dask.utils import format_bytes
 
     refs = _refs_in(shell.user_ns)
@@ -151,14 +138,14 @@ def refs_cmd(shell, words: list[str]) -> None:
 
 
 def get_cmd(shell, words: list[str]) -> Any:
-    p = _parser("get", "download refs into local variables of the same names")
+    p = parser("get", "download refs into local variables of the same names")
     p.add_argument("names", nargs="+")
     cut = p.add_mutually_exclusive_group()
     cut.add_argument("--head", type=int, metavar="N",
                      help="show only the first N rows/items, cut on the worker (binds nothing)")
     cut.add_argument("--sample", type=int, metavar="N",
                      help="show N random rows/items, picked on the worker (binds nothing)")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     if args.head is not None or args.sample is not None:
         from jupyter_remote.ipython import rows
 
@@ -173,9 +160,9 @@ def get_cmd(shell, words: list[str]) -> Any:
 
 
 def cancel_cmd(shell, words: list[str]) -> None:
-    p = _parser("cancel", "cancel remote work")
+    p = parser("cancel", "cancel remote work")
     p.add_argument("names", nargs="+", help="ref names, or `all`")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     stopped = 0
     if args.names == ["all"]:
         from jupyter_remote.core import clusters
@@ -204,10 +191,10 @@ def cancel_cmd(shell, words: list[str]) -> None:
 
 
 def publish_cmd(shell, words: list[str]) -> None:
-    p = _parser("publish", "share a ref with other notebooks (and across kernel restarts)")
+    p = parser("publish", "share a ref with other notebooks (and across kernel restarts)")
     p.add_argument("name")
     p.add_argument("--as", dest="shared", help="shared name (default: NAME)")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     ref = _ref(shell.user_ns, args.name)
     shared = args.shared or args.name
     ref._future.client.publish_dataset(ref._future, name=shared, override=True)
@@ -218,11 +205,11 @@ def publish_cmd(shell, words: list[str]) -> None:
 
 
 def fetch_cmd(shell, words: list[str]) -> None:
-    p = _parser("fetch", "bind a ref shared with %remote publish")
+    p = parser("fetch", "bind a ref shared with %remote publish")
     p.add_argument("shared")
     p.add_argument("--as", dest="name", help="local name (default: SHARED)")
     p.add_argument("--cluster", help="cluster to look on (default: the default cluster)")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     from jupyter_remote.core import clusters
     from jupyter_remote.core.refs import RemoteRef
 
@@ -243,9 +230,9 @@ def fetch_cmd(shell, words: list[str]) -> None:
 
 # -- calls ---------------------------------------------------------------------------------
 def logs_cmd(shell, words: list[str]) -> None:
-    p = _parser("logs", "list recent remote calls, or replay the whole log of one")
+    p = parser("logs", "list recent remote calls, or replay the whole log of one")
     p.add_argument("call", nargs="?", help="call id (or a unique prefix), or `last`")
-    args = _parse(p, words)
+    args = parse_words(p, words)
     from jupyter_remote.core import clusters
     from jupyter_remote.core.views import print_lines
 
@@ -272,19 +259,8 @@ def logs_cmd(shell, words: list[str]) -> None:
     print_lines(matches[0].lines)
 
 
-def _on_cluster(name: str, description: str, flag: str, flag_help: str, words: list[str]):
-    """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
-    from jupyter_remote.ipython.arguments import cluster
-
-    p = _parser(name, description)
-    p.add_argument("cluster", nargs="?", default=None)
-    p.add_argument(f"--{flag}", action="store_true", help=flag_help)
-    args = _parse(p, words)
-    return getattr(args, flag), cluster(args.cluster)
-
-
 def envs_cmd(shell, words: list[str]) -> None:
-    prune, found = _on_cluster("envs", "list the requirement environments built on a cluster's hosts",
+    prune, found = on_cluster("envs", "list the requirement environments built on a cluster's hosts",
                                "prune", "remove the environments no running call uses", words)
     import time
 

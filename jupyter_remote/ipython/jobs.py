@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 from IPython.core.error import UsageError
 
 from jupyter_remote.ipython import tables
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's exit becomes a UsageError
-        raise UsageError(f"{message}\n{self.format_usage()}")
+from jupyter_remote.ipython.arguments import parse_words, parser
 
 
 def submit_cmd(shell: Any, words: list[str]) -> Any:
-    p = _Parser(prog="%remote submit", add_help=False,
-                description="run an experiment file's object on a cluster, step by step")
+    p = parser("submit", "run an experiment file's object on a cluster, step by step")
     p.add_argument("file", help="experiment YAML: extensions, then the object (!module.Class)")
     p.add_argument("cluster", nargs="?", default=None)
-    args = p.parse_args(words)
+    args = parse_words(p, words)
     from jupyter_remote.core import jobs
     from jupyter_remote.ipython.arguments import cluster
 
@@ -35,8 +29,7 @@ def submit_cmd(shell: Any, words: list[str]) -> Any:
 
 
 def jobs_cmd(shell: Any, words: list[str]) -> None:
-    _Parser(prog="%remote jobs", add_help=False,
-            description="runnables submitted from this notebook").parse_args(words)
+    parse_words(parser("jobs", "runnables submitted from this notebook"), words)
     from jupyter_remote.core import jobs
 
     found = jobs.jobs()

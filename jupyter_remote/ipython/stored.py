@@ -7,37 +7,10 @@ down clusters (``shutdown``). Each parses, calls core, prints; the logic is in
 
 from __future__ import annotations
 
-import argparse
-
 from IPython.core.error import UsageError
 
 from jupyter_remote.ipython import tables
-
-
-class Parser(argparse.ArgumentParser):
-    """Bad arguments raise ``UsageError`` with the usage, as IPython's magics do."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message}\n{self.format_usage()}")
-
-
-def parser(name: str, description: str) -> Parser:
-    return Parser(prog=f"%remote {name}", description=description, add_help=False)
-
-
-def parse(p: Parser, words: list[str]) -> argparse.Namespace:
-    return p.parse_args(words)
-
-
-def on_cluster(name: str, description: str, flag: str, flag_help: str, words: list[str]):
-    """Parse ``%remote NAME [CLUSTER] [--FLAG]``; return the flag and the cluster."""
-    from jupyter_remote.ipython.arguments import cluster
-
-    p = parser(name, description)
-    p.add_argument("cluster", nargs="?", default=None)
-    p.add_argument(f"--{flag}", action="store_true", help=flag_help)
-    args = parse(p, words)
-    return getattr(args, flag), cluster(args.cluster)
+from jupyter_remote.ipython.arguments import cluster, on_cluster, parse_words, parser
 
 
 def cache_cmd(shell, words: list[str]) -> None:
@@ -91,7 +64,7 @@ def functions_cmd(shell, words: list[str]) -> None:
 def free_cmd(shell, words: list[str]) -> None:
     p = parser("free", "drop remote values from the cluster now and their names from the notebook")
     p.add_argument("names", nargs="+", metavar="NAME", help="names of refs, or `all`")
-    args = parse(p, words)
+    args = parse_words(p, words)
     from jupyter_remote.core import cleanup, share
 
     try:
@@ -105,12 +78,11 @@ def free_cmd(shell, words: list[str]) -> None:
 
 def shutdown_cmd(shell, words: list[str]) -> None:
     from jupyter_remote.core.cleanup import NotOwnerError
-    from jupyter_remote.ipython.arguments import cluster
 
     p = parser("shutdown", "shut down a cluster this notebook started (or disconnect from one "
                 "it connected to)")
     p.add_argument("cluster", nargs="?", default=None)
-    found = cluster(parse(p, words).cluster)
+    found = cluster(parse_words(p, words).cluster)
     try:
         print(found.shutdown())
     except NotOwnerError as exc:
