@@ -264,3 +264,23 @@ def register_sizeof() -> None:
     from dask.sizeof import sizeof
 
     sizeof.register(BatchResult)(_sizeof_batch)  # type: ignore[no-untyped-call]
+
+
+class Held:
+    """Stands in a cell's description for the bytes the cell keeps on its worker, so that
+    Dask's ``sizeof`` of the description, which places the cell's ``take`` tasks, counts them
+    (a take placed elsewhere would copy the value over)."""
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+
+    def __sizeof__(self) -> int:
+        return self.nbytes
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Held, (self.nbytes,)
+
+    def __repr__(self) -> str:
+        return f"<{self.nbytes} bytes held for the cell's refs>"

@@ -59,6 +59,11 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
             # After the last line: the client can finish the cell on this event alone,
             # without fetching the task's result (one round trip less).
             sink.result(result)
+            # What Dask sees of this result is its size: the values kept here for the
+            # cell's takes. Otherwise a take (whose only input is this small description)
+            # may be placed on another worker, which then has to copy the value over.
+            held = sum(int(o.get("nbytes", 0)) for o in result.get("outputs", {}).values())
+            result = {**result, "held": payload.Held(held)}
         return result
     except RemoteTaskError as exc:
         state.stopped(call)
