@@ -18,7 +18,6 @@ never stays "queued" in ``%remote logs``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -199,16 +198,6 @@ def dumps(spec: Any, names: dict[str, Any] | None = None,
     next to the notebook travel by value (``buffers``: see :func:`payload.dumps`)."""
     modules.register_local_modules()
     return payload.dumps(spec, names, buffers)
-
-
-def content_key(obj: Any, names: dict[str, Any] | None = None) -> str:
-    """A digest of what ``obj`` pickles to, refs by their keys: equal for an identical
-    call (same code, same input values, same refs) made again."""
-    data, deps = dumps(obj, names)
-    digest = hashlib.sha256(data)
-    for dep in deps:
-        digest.update(str(dep.key).encode())
-    return digest.hexdigest()[:24]
 
 
 def check_resources(cluster: Any, resources: dict[str, float], label: str) -> None:

@@ -4,7 +4,6 @@ ones too), installing output capture before any task runs; cleanup of kept value
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 from distributed import Client, LocalCluster
@@ -12,6 +11,7 @@ from distributed import Client, LocalCluster
 import jupyter_remote
 from jupyter_remote.core import cells, clusters
 from jupyter_remote.worker.plugin import NAME
+from tests.conftest import wait_until
 
 
 def _worker_state(dask_worker=None) -> dict:
@@ -33,17 +33,6 @@ def fresh():
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                       dashboard_address="127.0.0.1:0") as lc:
         yield lc
-
-
-def _wait_for(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_connecting_installs_capture_on_every_worker_before_any_task(fresh):
@@ -75,7 +64,8 @@ def test_a_restarted_worker_gets_it_again_and_streams_output(fresh):
         client = cluster.client
         [before] = list(client.scheduler_info(n_workers=-1)["workers"])
         client.restart_workers([before])
-        _wait_for(lambda: list(client.scheduler_info(n_workers=-1)["workers"]) not in ([], [before]))
+        wait_until(lambda: list(client.scheduler_info(n_workers=-1)["workers"]) not in ([], [before]),
+                   timeout=60, what="the restarted worker")
         assert all(s == {"plugin": True, "routed": True} for s in client.run(_worker_state).values())
         lines: list[str] = []
 
@@ -113,6 +103,7 @@ def test_values_no_take_collects_are_dropped_when_the_cell_leaves_the_worker(fre
         for ref in result.refs.values():  # the refs go before their takes ran, or after
             ref.cancel()
         del result
-        _wait_for(lambda: not any(call in kept for kept in cluster.client.run(_kept_calls).values()))
+        wait_until(lambda: not any(call in kept for kept in cluster.client.run(_kept_calls).values()),
+                   timeout=60, what="the untaken values to be dropped")
     finally:
         cluster.close()
