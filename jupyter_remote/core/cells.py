@@ -113,7 +113,8 @@ def run_cell(
             "outputs": names, "required": list(outputs or ()), "get": get}
     main = _submit(call, spec, inputs, label, resources, env, cache, workers, gpu)
     try:  # an interrupt before the wait below begins must cancel the cell too
-        takes = {} if get else _takes(call, main, names, label)
+        # A waiting cell submits its takes once it knows the worker holding the values.
+        takes = {} if get or wait else _takes(call, main, names, label)
         if on_call is not None:
             on_call(call)
     except KeyboardInterrupt:
@@ -122,7 +123,7 @@ def run_cell(
     if not wait:
         result = _running(call, main, takes)
     else:
-        result = _finished(call, main, takes, get, timeout, on_lines)
+        result = _finished(call, main, names, label, get, timeout, on_lines)
         main.release()
     result.bound = _bindings(result, get, function_reqs(reqs, requirements_file))
     return result
@@ -164,8 +165,10 @@ def _bindings(result: CellResult, get: bool, reqs: list[str] | None) -> dict[str
             if ref.info.get("callable") else ref for name, ref in result.refs.items()}
 
 
-def _takes(call: calls.Call, main: Any, names: list[str], label: str) -> dict[str, Any]:
-    """One small task per bound name, handing its value to a Dask key of its own."""
+def _takes(call: calls.Call, main: Any, names: list[str], label: str,
+           worker: str | None = None) -> dict[str, Any]:
+    """One small task per bound name, handing its value to a Dask key of its own (on
+    ``worker``, the one holding the values, when it is known)."""
     from jupyter_remote.worker import runner
 
     takes = {}
@@ -180,8 +183,11 @@ def _takes(call: calls.Call, main: Any, names: list[str], label: str) -> dict[st
             # quick, so its work stealing leaves them on the worker holding the value
             key=f"remote-take-{call.id}-{name}",
             pure=False,
+            workers=[worker] if worker else None,
+            allow_other_workers=bool(worker),  # (that worker lost: where the value is again)
         )
-    call.futures.extend(takes.values())  # cancelling the call cancels its refs too
+    if worker is None:
+        call.futures.extend(takes.values())  # cancelling the call cancels its refs too
     return takes
 
 
@@ -194,7 +200,7 @@ def _running(call: calls.Call, main: Any, takes: dict[str, Any]) -> CellResult:
     return result
 
 
-def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
+def _finished(call: calls.Call, main: Any, names: list[str], label: str, get: bool,
               timeout: float | None,
               on_lines: Callable[[list[LogLine]], None] | None) -> CellResult:
     """Wait for the cell; its refs (or values, with ``get``) and display."""
@@ -206,8 +212,6 @@ def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
         )
     except BaseException:
         call.finish("cancelled" if main.status == "cancelled" else "failed")
-        for f in takes.values():
-            f.release()
         raise
     call.finish("done")
     result = CellResult(call, display=meta["display"], worker=meta["worker"],
@@ -215,6 +219,8 @@ def _finished(call: calls.Call, main: Any, takes: dict[str, Any], get: bool,
     if get:
         result.values = meta["values"]
         return result
+    takes = _takes(call, main, [n for n in names if n in meta["outputs"]], label,
+                   worker=meta["worker"])
     for name, future in takes.items():
         info = meta["outputs"].get(name)
         if info is None:  # bound only on some paths, and not on this run
