@@ -55,6 +55,8 @@ class Child:
                 state.interrupt(message["call"])
             elif op == "drop":
                 state.drop(message["call"])
+            elif op == "pickled":
+                self.pickled(message)
 
     def reply(self, message: dict[str, Any]) -> None:
         send(self.proto_out, self.lock, message)
@@ -103,6 +105,18 @@ class Child:
             return
         self.value_reply(message["id"], value, isinstance(value, payload.Unbound),
                          remaining=state.remaining(call))
+
+    def pickled(self, message: dict[str, Any]) -> None:
+        """The values a cell bound here, as bytes, left in place (to store a memoized run)."""
+        import cloudpickle
+
+        try:
+            blobs = {n: bytes(cloudpickle.dumps(v)) for n, v in state.peek(message["call"]).items()}
+        except Exception as exc:
+            self.reply({"op": "done", "id": message["id"], "ok": False,
+                        "error": pack_exception(exc).args})
+            return
+        self.reply({"op": "done", "id": message["id"], "ok": True, "value": blobs})
 
     def value_reply(self, req: int, value: Any, plain: bool, **extra: Any) -> None:
         """Send ``value`` back: plain-pickled (a cell's description), else cloudpickled bytes

@@ -13,7 +13,9 @@ of :func:`jupyter_remote.worker.runner.run`. Here, on a worker:
   and its description (names, types, trailing display) is stored with them;
 - a value that cannot be pickled (a lock, an open file) is returned but not stored;
 - a cell that ran in a requirements environment keeps its values in that environment's
-  process: its run is returned but not stored (a limitation, said in the README).
+  process: they are stored as the bytes that process pickles, and a hit hands them to the
+  cell's takes as ``Opaque`` values, opened by the next call in that environment (or by the
+  notebook on download), as a function's value made there is.
 
 An entry's body opens with one byte saying what follows: ``P`` a value pickled here, ``O``
 the bytes of a value made in a requirements environment (returned as ``Opaque``, so this
@@ -42,9 +44,7 @@ def run(data: bytes, info: dict[str, Any], *dependencies: Any) -> Any:
             return value
     result = runner.run(data, *dependencies)  # a failure raises here: nothing is stored
     try:
-        entry = _entry(result, info)
-        if entry is not None:
-            store.put(info["key"], entry, dict(info.get("meta") or {}))
+        store.put(info["key"], _entry(result, info), dict(info.get("meta") or {}))
     except Exception:  # unpicklable, or the store is unreachable: the result still counts
         pass
     return result
@@ -74,7 +74,8 @@ def _hit(body: bytes, info: dict[str, Any]) -> tuple[bool, Any]:
 def _cell_hit(record: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = dict(record["meta"])
     meta["worker"] = context.worker_address()
-    values = {name: cloudpickle.loads(blob) for name, blob in record["values"].items()}
+    opened = payload.Opaque if record.get("opaque") else cloudpickle.loads
+    values = {name: opened(blob) for name, blob in record["values"].items()}
     if "values" in meta:  # a --get cell: the values travel in the description
         meta["values"] = values
     else:
@@ -82,40 +83,26 @@ def _cell_hit(record: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _entry(result: Any, info: dict[str, Any]) -> bytes | None:
+def _entry(result: Any, info: dict[str, Any]) -> bytes:
     if info["kind"] == "call":
         if type(result) is payload.Opaque:
             return b"O" + bytes(result.data)
         return b"P" + bytes(cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    values = _cell_values(result, info)
-    if values is None:
-        return None
-    blobs = {n: cloudpickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL) for n, v in values.items()}
+    holder = state.holder_of(info["call"])
+    opaque = False
+    if holder is not None and "values" not in result:
+        # the values wait in an environment's process: it pickles them, they stay there
+        blobs, opaque = holder.pickled(info["call"]), True
+    else:
+        values = dict(result["values"]) if "values" in result else state.peek(info["call"])
+        blobs = {n: cloudpickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
+                 for n, v in values.items()}
     meta = {k: v for k, v in result.items() if k != "worker"}
     meta["reused"] = info["call"]  # what a hit says it reused
     if "values" in meta:
         meta["values"] = {}
-    return b"C" + pickle.dumps({"meta": meta, "values": blobs}, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _cell_values(result: dict[str, Any], info: dict[str, Any]) -> dict[str, Any] | None:
-    """The values a cell bound, read without taking them from its refs; None if they are
-    not in this process (the cell ran in a requirements environment)."""
-    if "values" in result:
-        return dict(result["values"])
-    call = info["call"]
-    if state.holder_of(call) is not None:
-        return None
-    values: dict[str, Any] = {}
-    kept: dict[str, Any] = {}
-    for name in info["outputs"]:
-        found, value = state.take_kept(call, name)
-        if found:
-            kept[name] = value
-            if value is not state.UNBOUND:
-                values[name] = value
-    state.keep(call, kept)  # back for the takes, which run after this task
-    return values
+    record = {"meta": meta, "values": blobs, "opaque": opaque}
+    return b"C" + pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def listing(spec: dict[str, Any]) -> list[dict[str, Any]]:

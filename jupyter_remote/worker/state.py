@@ -30,6 +30,9 @@ class Holder(Protocol):
     def drop(self, call: str) -> None:
         """Forget what ``call`` bound there."""
 
+    def pickled(self, call: str) -> dict[str, bytes]:
+        """The values ``call`` bound there, each as its cloudpickled bytes, left in place."""
+
 
 UNBOUND = object()  # kept for a name the cell did not bind on this run
 
@@ -96,6 +99,13 @@ def take_kept(call: str, name: str) -> tuple[bool, Any]:
         if not kept:
             del _kept[call]
     return True, value
+
+
+def peek(call: str) -> dict[str, Any]:
+    """The values ``call`` bound and kept here (names it did not bind left out), left in
+    place for their takes."""
+    with _lock:
+        return {n: v for n, v in _kept.get(call, {}).items() if v is not UNBOUND}
 
 
 def remaining(call: str) -> int:
