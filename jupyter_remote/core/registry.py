@@ -14,6 +14,12 @@ user's data directory. Nothing is written until something is registered.
 An entry (see :class:`Entry`) whose owner process is gone is stale: readers skip it, writers
 drop it, except an entry in state ``error``, kept so the sidebar can show what went wrong until
 the user dismisses it.
+
+A kernel that connects to a cluster someone else registered (a sidebar cluster it reaches by
+name or address, another kernel's) adds itself to that entry's ``users`` (pid and notebook), and
+takes itself off when it disconnects or ends, so the sidebar can mark every cluster the active
+notebook uses. A user whose process is gone (a kernel killed without a goodbye) is stale in
+the same way as an owner: readers skip it, writers drop it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,14 @@ class InvalidNameError(JupyterRemoteError, ValueError):
     """A cluster name that could be mistaken for a path, an option or an address."""
 
 
+class User(TypedDict):
+    """A kernel that uses a cluster it does not own (an entry's ``users``)."""
+
+    pid: int
+    notebook: str | None  # the notebook of the kernel, when known
+    since: float  # time.time() of its connect
+
+
 class Entry(TypedDict, total=False):
     """One cluster in the registry (the file holds ``{"clusters": {name: Entry}}``)."""
 
@@ -60,6 +74,7 @@ class Entry(TypedDict, total=False):
     shutdown: bool  # set by the server; the launcher stops the cluster
     notebook: str | None  # for kernel clusters: the notebook of the kernel, when known
     title: str  # for kernel clusters: the name its cells use ("local"); the key stays unique
+    users: list[User]  # other kernels connected to it now (live ones only, as read)
 
 
 def validate_name(name: object) -> str:
@@ -104,6 +119,19 @@ def pid_alive(pid: object) -> bool:
 
 def _live(entry: Mapping[str, Any]) -> bool:
     return entry.get("status") == "error" or pid_alive(entry.get("pid"))
+
+
+def _current(clusters: Mapping[str, Entry]) -> dict[str, Entry]:
+    """The live entries, each with only its live users (what readers see, writers keep)."""
+    out: dict[str, Entry] = {}
+    for name, entry in clusters.items():
+        if not _live(entry):
+            continue
+        users = entry.get("users")
+        if users:
+            entry = {**entry, "users": [u for u in users if pid_alive(u.get("pid"))]}
+        out[name] = entry
+    return out
 
 
 def _load(fn: str) -> dict[str, Entry]:
@@ -154,12 +182,12 @@ def entries(include_stale: bool = False) -> dict[str, Entry]:
     found = _load(path())
     if include_stale:
         return found
-    return {name: entry for name, entry in found.items() if _live(entry)}
+    return _current(found)
 
 
 def get(name: str) -> Entry | None:
     entry = _load(path()).get(name)
-    return entry if entry is not None and _live(entry) else None
+    return _current({name: entry}).get(name) if entry is not None else None
 
 
 def names() -> list[str]:
@@ -173,7 +201,7 @@ def change(name: str, fn: Callable[[Entry | None], Entry | None]) -> Entry | Non
     """
     validate_name(name)
     with _locked() as fn_path:
-        clusters = {n: e for n, e in _load(fn_path).items() if _live(e)}
+        clusters = _current(_load(fn_path))
         new = fn(clusters.get(name))
         if new is None:
             clusters.pop(name, None)
@@ -267,11 +295,11 @@ def kernel_name(cluster: Any) -> str | None:
 
 
 def announce(cluster: Any) -> None:
-    """Register a cluster this kernel started or connected to (never fails the caller)."""
+    """Register a cluster this kernel started or connected to, and add this kernel to the
+    users of every other entry at its address (never fails the caller)."""
     name = kernel_name(cluster)
-    if name is None:
-        return
     pid = os.getpid()
+    notebook = os.environ.get("JPY_SESSION_NAME")
     entry: Entry = {
         "address": cluster.address,
         "dashboard": cluster.dashboard_link,
@@ -279,30 +307,58 @@ def announce(cluster: Any) -> None:
         "pid": pid,
         "created": time.time(),
         "status": "running",
-        "notebook": os.environ.get("JPY_SESSION_NAME"),
+        "notebook": notebook,
         "title": cluster.name,
     }
 
     def claim(old: Entry | None) -> Entry | None:
         if old is not None and old.get("pid") != pid:
             return old  # someone else's cluster of that name (the sidebar's): leave it
+        if old is not None and old.get("address") == entry["address"] and old.get("users"):
+            return {**entry, "users": old["users"]}  # a reconnect keeps who else uses it
         return entry
 
     try:
-        change(name, claim)
+        if name is not None:
+            change(name, claim)
+        user: User = {"pid": pid, "notebook": notebook, "since": time.time()}
+        _set_use(cluster.address, user)
     except OSError as exc:
-        logger.debug("could not register cluster %s: %s", name, exc)
+        logger.debug("could not register cluster %s: %s", name or cluster.name, exc)
 
 
 def withdraw(cluster: Any) -> None:
     """Remove what :func:`announce` registered (never fails the caller)."""
     name = kernel_name(cluster)
-    if name is None:
-        return
     try:
-        remove(name, pid=os.getpid())
+        if name is not None:
+            remove(name, pid=os.getpid())
+        _set_use(cluster.address, None)
     except OSError as exc:
-        logger.debug("could not unregister cluster %s: %s", name, exc)
+        logger.debug("could not unregister cluster %s: %s", name or cluster.name, exc)
+
+
+def _set_use(address: str | None, user: User | None) -> None:
+    """Record ``user`` (this process) as a user of every entry at ``address`` that another
+    process owns; with ``None``, take this process off them. Writes only if that changes
+    something (a kernel that uses no registered cluster never creates the file)."""
+    pid = os.getpid()
+
+    def differs(entry: Entry) -> bool:
+        listed = any(u.get("pid") == pid for u in entry.get("users") or [])
+        return entry.get("pid") != pid and entry.get("address") == address and (
+            listed != (user is not None))
+
+    if not address or not any(differs(e) for e in entries().values()):
+        return
+    with _locked() as fn_path:
+        clusters = _current(_load(fn_path))
+        changed = [n for n, e in clusters.items() if differs(e)]
+        for n in changed:
+            others = [u for u in clusters[n].get("users") or [] if u.get("pid") != pid]
+            clusters[n] = {**clusters[n], "users": others + ([user] if user else [])}
+        if changed:
+            _save(fn_path, clusters)
 
 
 def call_annotation(call: Any) -> dict[str, Any]:

@@ -206,3 +206,98 @@ def test_a_name_shut_down_and_started_again_resolves_to_the_new_cluster(path):
             with clusters._lock:
                 clusters._clusters.pop("lab-z", None)
             found.close()
+
+
+# -- kernels that use a cluster they do not own (the sidebar's "this notebook" mark) -------
+def test_a_kernel_using_a_sidebar_cluster_is_recorded_until_it_disconnects(path, monkeypatch):
+    monkeypatch.setenv("JPY_SESSION_NAME", "work/analysis.ipynb")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as lc:
+        for name in ("lab-u", "lab-other"):
+            registry.put({"name": name, "source": "server", "pid": os.getppid(),
+                          "status": "running",
+                          "address": lc.scheduler_address if name == "lab-u" else "tcp://127.0.0.1:9"})  # fmt: skip
+        assert "users" not in registry.get("lab-u")  # known, not used yet
+        found = clusters.cluster("lab-u")
+        try:
+            assert found.client.submit(lambda: 1).result() == 1
+            (user,) = registry.get("lab-u")["users"]
+            assert user["pid"] == os.getpid() and user["notebook"] == "work/analysis.ipynb"
+            assert not registry.get("lab-other").get("users")  # only the cluster it uses
+            found.close()  # disconnect
+            assert registry.get("lab-u")["users"] == []
+            assert found.client.submit(lambda: 2).result() == 2  # used again: recorded again
+            assert [u["pid"] for u in registry.get("lab-u")["users"]] == [os.getpid()]
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("lab-u", None)
+            found.close()
+        assert registry.get("lab-u")["users"] == []
+        assert registry.get("lab-u")["source"] == "server"  # the owner's entry is left as it was
+
+
+def test_a_user_whose_kernel_is_gone_is_not_listed_and_is_dropped(path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    users = [{"pid": int(dead.stdout), "notebook": "gone.ipynb", "since": 1.0},
+             {"pid": os.getpid(), "notebook": "here.ipynb", "since": 2.0}]  # fmt: skip
+    registry.put({"name": "lab-s", "source": "server", "pid": os.getppid(), "status": "running",
+                  "address": "tcp://127.0.0.1:9", "users": users})  # fmt: skip
+    assert [u["notebook"] for u in registry.get("lab-s")["users"]] == ["here.ipynb"]
+    assert [u["notebook"] for u in registry.entries()["lab-s"]["users"]] == ["here.ipynb"]
+    registry.update("lab-s", status="running")  # any write drops it for good
+    stored = registry.entries(include_stale=True)["lab-s"]["users"]
+    assert [u["notebook"] for u in stored] == ["here.ipynb"]
+
+
+def test_a_kernel_using_its_own_cluster_is_its_owner_not_a_user(path):
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as lc:
+        found = clusters.connect(lc.scheduler_address, name="mine-u")
+        try:
+            assert "users" not in registry.get("mine-u")
+        finally:
+            with clusters._lock:
+                clusters._clusters.pop("mine-u", None)
+            found.close()
+
+
+def test_a_kernel_using_no_registered_cluster_writes_nothing(path):
+    fake = clusters.Cluster("x", address="tcp://127.0.0.1:9", source="address")
+    registry.announce(fake)
+    registry.withdraw(fake)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_kernels_connecting_at_once_are_all_recorded(path):
+    """Eight kernels (processes) record themselves on one entry at the same moment, and later
+    take themselves off at the same moment: none is lost, none is left."""
+    registry.put({"name": "lab-c", "source": "server", "pid": os.getppid(), "status": "running",
+                  "address": "tcp://127.0.0.1:9"})  # fmt: skip
+    go = path + ".go"
+    code = textwrap.dedent(
+        f"""
+        import os, sys, time
+        from jupyter_remote.core import clusters, registry
+        fake = clusters.Cluster("lab-c", address="tcp://127.0.0.1:9", source="server")
+        while not os.path.exists({go!r}):
+            time.sleep(0.001)
+        registry.announce(fake)
+        print("in", flush=True)
+        sys.stdin.read()  # until the test says go on
+        registry.withdraw(fake)
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(8)]  # fmt: skip
+    try:
+        open(go, "w").close()
+        assert all(p.stdout.readline().strip() == "in" for p in procs)
+        listed = sorted(u["pid"] for u in registry.get("lab-c")["users"])
+        assert listed == sorted(p.pid for p in procs)
+        for p in procs:
+            p.stdin.close()
+        assert all(p.wait(60) == 0 for p in procs)
+        assert registry.entries(include_stale=True)["lab-c"]["users"] == []
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
