@@ -174,10 +174,12 @@ class RemoteFunction:
 
         ``max_parallel=N``: at most N items run at the same time. ``target``: how the items
         of one batch run on a worker: one after another (None), on a thread pool
-        (``"threads"``, for I/O) or as coroutines on one event loop (``"async"``, for
-        ``async def`` functions). ``post=g``: ``g(results)`` runs on the cluster and its value
-        comes back instead of the results. ``init=h``: the items are ``h()``, made on the
-        cluster. ``get=False``: a ``RemoteRef`` to the results (or to ``post``'s value).
+        (``"threads"``, for I/O), as coroutines on one event loop (``"async"``, for
+        ``async def`` functions) or in a pool of the worker's python processes, one per
+        worker thread (``"processes"``, for pure-Python work on multi-threaded workers).
+        ``post=g``: ``g(results)`` runs on the cluster and its value comes back instead of
+        the results. ``init=h``: the items are ``h()``, made on the cluster.
+        ``get=False``: a ``RemoteRef`` to the results (or to ``post``'s value).
         """
         if self.cache:  # each item answered from the result store, or run and stored
             from jupyter_remote.core import memo

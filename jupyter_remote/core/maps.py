@@ -46,7 +46,7 @@ class Options:
     timeout: float | None = None
     batch_size: int | None = None
     max_parallel: int | None = None  # items running at once, at most
-    target: str | None = None  # how a batch's items run: None (in turn), threads, async
+    target: str | None = None  # a batch's items: None (in turn), threads, async, processes
     post: Callable[[list[Any]], Any] | None = None  # run on the cluster over the results
     get: bool = True  # False: a RemoteRef to the results (or to post's value)
     init: Callable[[], Any] | None = None  # makes the items, on the cluster
@@ -59,9 +59,9 @@ class Options:
         if self.max_parallel is not None and (not isinstance(self.max_parallel, int)
                                               or self.max_parallel < 1):
             raise ValueError(f"max_parallel must be a positive whole number, got {self.max_parallel!r}")
-        if self.target not in (None, "threads", "async"):
-            raise ValueError(f"target must be 'threads' or 'async' (or None: one item after "
-                             f"another), got {self.target!r}")
+        if self.target not in (None, "threads", "async", "processes"):
+            raise ValueError(f"target must be 'threads', 'async' or 'processes' (or None: one "
+                             f"item after another), got {self.target!r}")
         for name in ("post", "init"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise TypeError(f"{name}= takes a function, got {type(getattr(self, name)).__name__}")
@@ -119,7 +119,7 @@ class _Runner:
         threads = min(_threads(call.cluster), options.max_parallel or 1 << 30)
         configured = config.get("map.batch-size", "auto")
         fixed = options.batch_size or (None if configured in (None, "auto") else max(1, int(configured)))
-        self.sizer = Sizer(fixed, threads)
+        self.sizer = Sizer(fixed, threads, function.fn)
         self.in_flight_max = max(1, threads * int(config.get("map.tasks-per-thread", 4) or 4))
         if options.max_parallel:  # a batch runs its items one at a time: N batches, N items
             self.in_flight_max = min(self.in_flight_max, options.max_parallel)

@@ -6,7 +6,8 @@ items of one batch run (``target``).
 - ``concat``: paste the pieces' results back together along the same axis;
 - ``post``: the per-item results of a map's batches, in order, handed to a function;
 - ``length``: the number of items of a value (the items an ``init`` function made);
-- :func:`run_items`: the items of one batch on a thread pool or an event loop.
+- :func:`run_items`: the items of one batch on a thread pool or an event loop (in a pool
+  of processes: :mod:`jupyter_remote.worker.procpool`).
 """
 
 from __future__ import annotations

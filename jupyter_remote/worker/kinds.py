@@ -153,7 +153,12 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
         args = args[spec["slice"][0] : spec["slice"][1]]
     if spec.get("target"):
         began = time.monotonic()
-        done, failed = forms.run_items(fn, args, star, start, spec["target"], sink)
+        if spec["target"] == "processes":  # in this worker's pool of python processes
+            from jupyter_remote.worker import procpool
+
+            done, failed = procpool.run_items(fn, args, star, start, spec, sink)
+        else:
+            done, failed = forms.run_items(fn, args, star, start, spec["target"], sink)
         return payload.BatchResult(done, failed, time.monotonic() - began)
     if inspect.iscoroutinefunction(fn):  # ``async def``: each item awaited, one at a time
         fn = forms.sync(fn)

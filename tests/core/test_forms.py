@@ -157,7 +157,7 @@ def test_threads_target_runs_a_batchs_items_together_with_their_own_log_tags(
     for i in range(4):
         assert f"[{i}] start {i}" in out
     with pytest.raises(ValueError, match="target must be"):
-        f.map(range(2), target="processes")
+        f.map(range(2), target="fork")
 
 
 def test_async_functions_are_awaited_in_calls_and_maps(local):

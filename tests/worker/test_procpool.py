@@ -1,0 +1,158 @@
+"""``map(..., target="processes")`` on a real cluster: a batch's items run in the worker's
+pool of python processes (worker/procpool.py), sized to the worker's threads and kept across
+batches, with what every map gives: order, per-item errors, ``[index]``-tagged prints from
+the children, Cancel and timeouts that stop the children's work, the pool closed with the
+worker."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import psutil
+import pytest
+from distributed import Nanny, Scheduler, SpecCluster
+
+import jupyter_remote
+from jupyter_remote.core import clusters
+from jupyter_remote.exceptions import RemoteCancelledError, RemoteTimeoutError
+from tests.conftest import wait_until
+
+
+@pytest.fixture(scope="module")
+def two_threads():
+    """One worker (a Nanny's: a daemonic process) with two threads."""
+    spec = {"w": {"cls": Nanny, "options": {"nthreads": 2, "host": "127.0.0.1"}}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                               "dashboard_address": "127.0.0.1:0"}}
+    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
+        cluster = clusters.connect(sc.scheduler_address, name="procpool-two-threads")
+        cluster.client.wait_for_workers(1, timeout=60)
+        yield cluster
+        cluster.close()
+
+
+def spin(x):
+    """CPU-bound pure Python (holds the GIL); prints; item 5 fails."""
+    import os
+
+    print("spinning", x)
+    total = 0
+    for i in range(300_000):
+        total += i % 7
+    if x == 5:
+        raise ValueError(f"item {x} is bad")
+    return os.getpid(), total
+
+
+def test_items_run_in_child_processes_in_order_with_their_tags_and_errors(two_threads, capsys):
+    worker_pids = set(two_threads.client.run(os.getpid).values())
+    f = jupyter_remote.function(spin, two_threads)
+    out = f.map(range(16), target="processes", errors="return")
+    assert len(out) == 16
+    assert isinstance(out[5], ValueError) and "item 5 is bad" in str(out[5])
+    good = [o for o in out if not isinstance(o, Exception)]
+    assert all(total == sum(i % 7 for i in range(300_000)) for _, total in good)
+    pids = {pid for pid, _ in good}
+    assert not pids & worker_pids  # not in the worker's process
+    assert len(pids) == 2  # the pool: one child per worker thread
+    printed = capsys.readouterr().out
+    for i in range(16):
+        assert f"[{i}] spinning {i}" in printed
+    # the pool is kept: a second map runs in the same children
+    again = f.map(range(6), target="processes", errors="return")
+    assert {o[0] for o in again if not isinstance(o, Exception)} <= pids
+    with pytest.raises(ValueError, match="item 5 is bad") as info:
+        f.map(range(8), target="processes")
+    assert any("item 5 of 8" in note for note in info.value.__notes__)
+
+
+def test_starmap_and_async_functions_in_processes(two_threads):
+    async def add(a, b):
+        return a + b
+
+    assert jupyter_remote.function(add, two_threads).starmap(
+        [(i, 10 * i) for i in range(9)], target="processes") == [11 * i for i in range(9)]
+
+
+def _stubborn(where):
+    """Spins in pure Python until interrupted (at most 60 s), leaving marks in ``where``."""
+
+    def item(x):
+        import os
+        import time
+
+        open(os.path.join(where, f"started-{x}"), "w").close()
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                sum(range(1000))
+        except BaseException:
+            open(os.path.join(where, f"interrupted-{x}"), "w").close()
+            raise
+        open(os.path.join(where, f"finished-{x}"), "w").close()
+        return x
+
+    return item
+
+
+def _marks(where, kind):
+    return sorted(n for n in os.listdir(where) if n.startswith(kind))
+
+
+def test_cancel_stops_the_work_in_the_children(two_threads, tmp_path):
+    where = str(tmp_path)
+    f = jupyter_remote.function(_stubborn(where), two_threads, name="stubborn")
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = f.map(range(2), target="processes", batch_size=2)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: len(_marks(where, "started")) == 2, what="both items to start")
+    [log] = wait_until(lambda: [log for log in two_threads.router.calls()
+                                if log.state == "running" and "stubborn" in log.label],
+                       what="the map to show as running")
+    log.cancel()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), RemoteCancelledError), outcome
+    wait_until(lambda: len(_marks(where, "interrupted")) == 2,
+               what="both children's items to be interrupted")
+    assert _marks(where, "finished") == []
+
+
+def test_a_timeout_stops_the_work_in_the_children(two_threads, tmp_path):
+    where = str(tmp_path)
+    f = jupyter_remote.function(_stubborn(where), two_threads)
+    with pytest.raises(RemoteTimeoutError, match="did not finish"):
+        f.map(range(2), target="processes", batch_size=2, timeout=2)
+    wait_until(lambda: len(_marks(where, "interrupted")) == len(_marks(where, "started")) > 0,
+               what="the children's items to be interrupted")
+    assert _marks(where, "finished") == []
+
+
+def test_the_pool_closes_with_the_worker():
+    spec = {"w": {"cls": Nanny, "options": {"nthreads": 2, "host": "127.0.0.1"}}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                               "dashboard_address": "127.0.0.1:0"}}
+    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
+        cluster = clusters.connect(sc.scheduler_address, name="procpool-closing")
+        cluster.client.wait_for_workers(1, timeout=60)
+        f = jupyter_remote.function(spin, cluster)
+        pids = {o[0] for o in f.map(range(8), target="processes", errors="return")
+                if not isinstance(o, Exception)}
+        assert pids and all(_alive(pid) for pid in pids)
+        cluster.close()
+    wait_until(lambda: not any(_alive(pid) for pid in pids), what="the pool's children to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
