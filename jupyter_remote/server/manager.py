@@ -164,6 +164,9 @@ class ClusterManager(Lifecycle):
             "created": entry.get("created"),
             "pid": entry.get("pid"),
             "notebook": entry.get("notebook"),
+            "users": [
+                {"pid": u["pid"], "notebook": u.get("notebook")} for u in entry.get("users") or []
+            ],
         }
 
     def _model_from_config(self, name: str, spec: dict) -> ClusterModel:
@@ -187,6 +190,7 @@ class ClusterManager(Lifecycle):
             "created": None,
             "pid": None,
             "notebook": None,
+            "users": [],
         }
 
     def _proxied(self, link: str | None) -> str | None:
@@ -264,7 +268,9 @@ class ClusterManager(Lifecycle):
         return rows
 
     async def environments(self, address: str) -> list[EnvironmentModel]:
-        """The requirement environments on the cluster's hosts, one row per hash."""
+        """The requirement environments on the cluster's hosts, one row per hash; those whose
+        build record names this cluster's scheduler are ``built_here`` (hosts may share an
+        environment root with other clusters, whose environments are listed too)."""
         from jupyter_remote.core.environments import merge_envs
         from jupyter_remote.worker import envstore
 
@@ -272,8 +278,19 @@ class ClusterManager(Lifecycle):
         replies = await asyncio.wait_for(
             client.run(envstore.list_envs, on_error="return"), PROBE_TIMEOUT * 3
         )
+        ours = {address, client.scheduler.address}
+        here = {
+            str(record.get("hash"))
+            for records in replies.values()
+            if not isinstance(records, BaseException)
+            for record in records
+            if record.get("scheduler") in ours
+        }
         keys = EnvironmentModel.__annotations__
-        return [{k: v for k, v in row.items() if k in keys} for row in merge_envs(replies)]  # type: ignore[misc]
+        return [
+            {**{k: v for k, v in row.items() if k in keys}, "built_here": row["hash"] in here}  # type: ignore[misc]
+            for row in merge_envs(replies)
+        ]
 
     async def cancel_call(self, name: str, call: str) -> str:
         from jupyter_remote import on_scheduler

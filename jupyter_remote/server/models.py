@@ -32,6 +32,14 @@ class EnvironmentModel(TypedDict):
     size: int  # bytes, on the largest host
     last_used: float  # epoch seconds, latest over hosts
     in_use: bool  # a call runs in it now, on some host
+    built_here: bool  # built for a call on this cluster (its build record names the scheduler)
+
+
+class UserModel(TypedDict):
+    """A kernel that uses a cluster it does not own (it connected by name or address)."""
+
+    pid: int
+    notebook: str | None  # the kernel's notebook, when known
 
 
 class ClusterModel(TypedDict):
@@ -54,6 +62,7 @@ class ClusterModel(TypedDict):
     pid: int | None
     notebook: str | None
     label: str  # the name people see: a kernel's cluster shows as its cells call it ("local")
+    users: list[UserModel]  # other kernels connected to it now (the owner is pid/notebook)
 
 
 class ClusterDetailModel(ClusterModel):

@@ -25,6 +25,7 @@ from typing import Any
 from jupyter_remote import config
 from jupyter_remote.exceptions import EnvironmentBuildError
 from jupyter_remote.wire.envspec import describe
+from jupyter_remote.worker.context import current_worker
 
 RECORD = "jupyter-remote-env.json"
 PIP_LOG = "pip.log"
@@ -71,6 +72,7 @@ def build(spec: dict[str, Any], key: str, base: str,
             "build_seconds": round(time.time() - started, 3),
             "build_id": uuid.uuid4().hex,
             "pip_log": PIP_LOG,
+            "scheduler": asking_scheduler(),  # the sidebar marks it on that cluster's card
         }
         with open(os.path.join(tmp, RECORD), "w") as f:
             json.dump(record, f, indent=1)
@@ -80,6 +82,13 @@ def build(spec: dict[str, Any], key: str, base: str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def asking_scheduler() -> str | None:
+    """The address of the scheduler of the worker building now (the cluster whose call asked
+    for the build), or ``None`` outside a worker."""
+    worker = current_worker()
+    return str(worker.scheduler.address) if worker is not None else None
 
 
 def _find_uv() -> str | None:

@@ -84,7 +84,6 @@ export class Card {
     }
     head.appendChild(title);
     this.active = el('span', 'jr-Badge jr-Card-active', 'this notebook');
-    this.active.title = "The active notebook's kernel started this cluster";
     this.active.hidden = true;
     head.appendChild(this.active);
     this.status = el('span', 'jr-Status');
@@ -105,7 +104,7 @@ export class Card {
     const actions = el('div', 'jr-Card-actions');
     const insert = button('Insert %%remote cell', '', () => {
       // The owning notebook calls its cluster by its label; others by the unique key.
-      const mine = this.node.dataset.active === 'true';
+      const mine = this.node.dataset.owner === 'true';
       if (!this.host.insertCell(mine ? (this.model.label ?? this.model.name) : this.model.name)) {
         this.sidebar.showError('Open a notebook first: the cell goes into the active notebook.');
       }
@@ -177,16 +176,24 @@ export class Card {
     }
   }
 
-  /** Mark the card when the notebook at `path` (root-relative) is the one that owns it. */
+  /**
+   * Mark the card when the notebook at `path` (root-relative) uses the cluster: its kernel
+   * started it (the owner), or connected to it by name or address (a user).
+   */
   markActive(path: string | null): void {
-    const notebook = this.model.notebook;
-    const mine =
+    const is = (notebook: string | null | undefined) =>
       !!path &&
       !!notebook &&
       (notebook === path || notebook.endsWith(`/${path.replace(/^\/+/, '')}`));
-    this.active.hidden = !mine;
-    this.node.classList.toggle('jr-mod-active', mine);
-    this.node.dataset.active = String(mine);
+    const owner = is(this.model.notebook);
+    const marked = owner || (this.model.users ?? []).some(user => is(user.notebook));
+    this.active.hidden = !marked;
+    this.active.title = owner
+      ? "The active notebook's kernel started this cluster"
+      : "The active notebook's kernel uses this cluster";
+    this.node.classList.toggle('jr-mod-active', marked);
+    this.node.dataset.active = String(marked);
+    this.node.dataset.owner = String(owner);
   }
 
   private openDashboard(plot: string | null): void {

@@ -4,7 +4,9 @@ import { IEnvironment } from './models';
 /**
  * The card's environment list: one group per requirement set (builds of the same
  * requirements for other Python versions or pip options share it), each requirement on
- * its own line, cut with an ellipsis when long and shown whole on hover.
+ * its own line, cut with an ellipsis when long and shown whole on hover. The hosts may
+ * share their environments' folder with other clusters: builds made for this cluster's
+ * calls are marked.
  */
 export function renderEnvironments(environments: IEnvironment[]): HTMLElement {
   const { el } = Private;
@@ -41,8 +43,16 @@ export function renderEnvironments(environments: IEnvironment[]): HTMLElement {
         'jr-Env',
         `${env.hash.slice(0, 8)} · ${hosts} · ${Private.bytes(env.size)}${env.in_use ? ' · in use' : ''}`
       );
-      row.title = `environment ${env.hash} on ${env.hosts.join(', ')}`;
+      row.title =
+        `environment ${env.hash} on ${env.hosts.join(', ')}` +
+        (env.built_here ? ', built for a call on this cluster' : ', built for another cluster');
       row.dataset.env = env.hash;
+      row.dataset.builtHere = String(!!env.built_here);
+      if (env.built_here) {
+        const badge = el('span', 'jr-Badge jr-Env-here', 'built here');
+        badge.title = 'Built for a call on this cluster';
+        row.appendChild(badge);
+      }
       group.appendChild(row);
     }
     node.appendChild(group);

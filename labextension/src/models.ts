@@ -26,6 +26,14 @@ export interface IEnvironment {
   size: number;
   last_used: number;
   in_use: boolean;
+  /** Built for a call on this cluster (its build record names this cluster's scheduler). */
+  built_here: boolean;
+}
+
+/** A kernel that uses a cluster it does not own (it connected by name or address). */
+export interface IUser {
+  pid: number;
+  notebook: string | null;
 }
 
 export interface ICluster {
@@ -49,6 +57,8 @@ export interface ICluster {
   notebook: string | null;
   /** The name people see: a kernel's cluster shows as its cells call it (`local`). */
   label: string;
+  /** Other kernels connected to it now (the owner is `pid` / `notebook`). */
+  users: IUser[];
 }
 
 export interface IClusterDetail extends ICluster {

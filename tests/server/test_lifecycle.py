@@ -138,6 +138,10 @@ async def test_cluster_life(api, jp_fetch, kernel, registry_path, tmp_path):
     )
     assert mine["label"] == "local"  # shown as its cells call it; the key stays unique
     assert mine["workers"] >= 1
+    # The kernel is listed as a user of the cluster it reached by name (the sidebar marks the
+    # card for its notebook), not of its own cluster, which it owns.
+    assert [u["pid"] for u in by_name["lab-t"]["users"]] == [pid]
+    assert mine["users"] == [] and mine["pid"] == pid
 
     # A running remote call is listed with its kernel, and cancelled from here.
     run(
@@ -189,6 +193,16 @@ async def test_cluster_life(api, jp_fetch, kernel, registry_path, tmp_path):
     (env,) = model["environments"]
     assert any("jrsidebar" in r for r in env["requirements"]), env
     assert len(env["hosts"]) == 1 and env["size"] > 0 and isinstance(env["in_use"], bool)
+    assert env["built_here"] is True
+    # The kernel's own cluster sees the same environment root: it lists the environment,
+    # not as built for its calls.
+    _, other = await api("GET", "clusters", f"local-{pid}")
+    assert [(e["hash"], e["built_here"]) for e in other["environments"]] == [(env["hash"], False)]
+
+    # Disconnecting takes the kernel off the cluster's users.
+    run(kernel, 'jupyter_remote.cluster("lab-t").close()')
+    _, model = await api("GET", "clusters", "lab-t")
+    assert model["users"] == []
 
     # Shut down: the process ends, the entry goes, the kernel no longer finds the name.
     code, reply = await api("DELETE", "clusters", "lab-t")
