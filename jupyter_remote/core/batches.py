@@ -3,7 +3,9 @@
 :class:`Source` reads the items a batch at a time (a ``range`` is cut into smaller ranges;
 items a batch did not get to come back first); :class:`Sizer` sizes each batch: what is left,
 one batch per worker thread, within :data:`MAX_BATCH` items and about :data:`BATCH_BYTES` of
-items (a big array goes alone).
+items (a big array goes alone). Once an item's cost is known (measured by an earlier batch,
+or by the function's last map) no batch carries less than :data:`SPLIT_SECONDS` of work: a
+second task costs a few milliseconds, more than splitting cheap work over threads saves.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,6 +24,26 @@ FIRST_BATCH = 10_000  # items in a batch of a map of unknown length, before any 
 STREAM_BATCH = 100_000  # ... and at most, once the cost of an item is known
 MAX_BATCH = 1_000_000  # items in one batch at most (its results are one object)
 BATCH_BYTES = 16 * 2**20  # a batch's items weigh about this much at most (big items: one each)
+SPLIT_SECONDS = 0.005  # work below this goes as one batch: a task more costs ~3-5 ms
+
+# function -> worker seconds per item, measured by its last map (a hint for the next one)
+_costs: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def remembered_cost(fn: Any) -> float | None:
+    """What an item of ``fn`` cost in its last map (None: never measured, or not weakly
+    referable)."""
+    try:
+        return _costs.get(fn)
+    except TypeError:
+        return None
+
+
+def remember_cost(fn: Any, seconds: float) -> None:
+    try:
+        _costs[fn] = seconds
+    except TypeError:  # not weakly referable (a builtin): nothing to remember it by
+        pass
 
 
 class Source:
@@ -99,17 +122,20 @@ class Sizer:
     the worker after ``map.batch-seconds`` (the rest comes back and goes out again), so a
     batch of slow items never holds a thread for long."""
 
-    def __init__(self, fixed: int | None, threads: int):
+    def __init__(self, fixed: int | None, threads: int, fn: Any = None):
         self.fixed = fixed
         self.threads = threads
+        self.fn = fn
         self.item_bytes: float | None = None
-        self.item_seconds: float | None = None  # worker time per item, once measured
+        # worker time per item: measured by a batch of this map, or by fn's last map
+        self.item_seconds: float | None = remembered_cost(fn)
         self.seconds = float(config.get("map.batch-seconds", 0.5) or 0.5)
 
     def measured(self, result: BatchResult) -> None:
         """Learn what an item costs on the worker from a batch that came back."""
         if result.values:
             self.item_seconds = result.seconds / len(result.values)
+            remember_cost(self.fn, self.item_seconds)
 
     def weigh(self, chunk: Any) -> None:
         """Estimate an item's size from the first items read (a ``range``: nothing)."""
@@ -126,6 +152,8 @@ class Sizer:
             return self.fixed
         free = max(1, self.threads - busy)
         if remaining is not None:
+            if self.item_seconds is not None:  # cheap work is not worth another task
+                free = min(free, max(1, int(remaining * self.item_seconds / SPLIT_SECONDS)))
             size = math.ceil(remaining / free)
         elif self.item_seconds is None:
             size = FIRST_BATCH
