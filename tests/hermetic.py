@@ -87,17 +87,17 @@ def _kernelspec(data_dir: Path, name: str) -> None:
     }))  # fmt: skip
 
 
-def pin() -> Pins:
-    """Point HOME, XDG, Dask, IPython, Jupyter, pip, uv and git at a fresh temporary folder.
+# Set by pin() to the run's folder. A process the run starts inherits it with the pins; a
+# Dask worker that unpickles a test module's function by reference imports that module and
+# with it tests/conftest.py, whose pin() must then keep what it inherited (a new folder would
+# undo the pins and whatever settings the test gave that worker on top of them).
+_PINNED = "JUPYTER_REMOTE_TESTS_PINNED"
 
-    Returns the folders. Removed when the test process exits.
-    """
-    root = Path(tempfile.mkdtemp(prefix="jupyter-remote-tests-")).resolve()
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    home = root / "home"
-    pins = Pins(
+
+def _pins_at(root: Path) -> Pins:
+    return Pins(
         root=root,
-        home=home,
+        home=root / "home",
         dask_config=root / "dask",
         ipythondir=root / "ipython",
         jupyter_config=root / "jupyter" / "config",
@@ -109,6 +109,23 @@ def pin() -> Pins:
         store=root / "store",
         pip_cache=root / "cache" / "pip",
     )
+
+
+def pin() -> Pins:
+    """Point HOME, XDG, Dask, IPython, Jupyter, pip, uv and git at a fresh temporary folder.
+
+    Returns the folders. Removed when the test process exits. In a process the run started
+    (HOME still the run's), nothing changes: the pins it inherited are returned.
+    """
+    global PINS
+    inherited = os.environ.get(_PINNED)
+    if inherited and os.environ.get("HOME") == str(Path(inherited) / "home"):
+        PINS = _pins_at(Path(inherited))
+        return PINS
+    root = Path(tempfile.mkdtemp(prefix="jupyter-remote-tests-")).resolve()
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    home = root / "home"
+    pins = _pins_at(root)
     run_dir = root / "run"
     for d in (home / ".config", home / ".cache", home / ".local" / "share",
               home / ".local" / "state", pins.dask_config, root / "dask-root", pins.ipythondir,
@@ -162,6 +179,7 @@ def pin() -> Pins:
         "GIT_AUTHOR_EMAIL": "tests@jupyter-remote.invalid",
         "GIT_COMMITTER_NAME": "jupyter-remote tests",
         "GIT_COMMITTER_EMAIL": "tests@jupyter-remote.invalid",
+        _PINNED: root,
     }
     # The result store is pinned from the day the schema knows it (a key the schema does not
     # declare would make config.validate() fail).
@@ -169,7 +187,6 @@ def pin() -> Pins:
         env["DASK_JUPYTER_REMOTE__STORE__URL"] = pins.store_url
     os.environ.update({k: str(v) for k, v in env.items()})
 
-    global PINS
     PINS = pins
     if "dask" in sys.modules:  # imported before us: make it forget what it read
         import dask.config
