@@ -178,26 +178,27 @@ def executor(env: envstore.Env, cwd: str | None) -> EnvExecutor:
         found = EnvExecutor(env, cwd, lambda topic, event: worker.log_event(topic, event))
         _executors[key] = found
         state.at_close(close_all)
-        _retire_idle()
+        _retire_idle(keep=key)
         return found
 
 
-def _retire_idle() -> None:
-    """Keep at most ``environments.max-processes`` processes; close the longest idle."""
+def _retire_idle(keep: tuple[str, str | None]) -> None:
+    """Keep at most ``environments.max-processes`` processes; close the longest idle (never
+    ``keep``, the one just started for a call: it has not sent its request yet)."""
     limit = int(config.get("environments.max-processes", 8) or 8)
     idle = sorted((e.last_used, k) for k, e in _executors.items()
-                  if e.busy == 0 and not state.holds(e))
+                  if k != keep and e.busy == 0 and not state.holds(e))
     while len(_executors) > limit and idle:
         _, key = idle.pop(0)
         _executors.pop(key).close()
 
 
-def close_idle() -> None:
+def close_idle(envs: list[str] | None = None) -> None:
     """On a worker: close its environment processes that run nothing and hold no cell's
-    values."""
+    values (only those of the environments ``envs``, if given)."""
     with _executors_lock:
         for key, ex in list(_executors.items()):
-            if ex.busy == 0 and not state.holds(ex):
+            if (envs is None or ex.env.key in envs) and ex.busy == 0 and not state.holds(ex):
                 _executors.pop(key).close()
 
 
@@ -296,7 +297,7 @@ def _prepare(spec: dict[str, Any], sink: capture.Sink, worker: str) -> envstore.
         sink.add({"stream": "log", "text": f"[{tool}] {text}", "t": time.time(), "level": "INFO"})
 
     try:
-        return envstore.ensure(spec, on_line=on_line, on_building=on_building)
+        return envstore.ensure(spec, on_line=on_line, on_building=on_building, free=close_idle)
     finally:
         if building:
             sink.close()

@@ -69,11 +69,13 @@ def ensure(
     spec: dict[str, Any],
     on_line: Callable[[str], None] | None = None,
     on_building: Callable[[], None] | None = None,
+    free: Callable[[list[str]], None] | None = None,
 ) -> Env:
     """The environment of ``spec`` on this host, built now if it is not there yet.
 
     ``on_building()`` runs once if this call builds (or waits for another call building
-    it); ``on_line(text)`` receives pip's output lines as they come.
+    it); ``on_line(text)`` receives pip's output lines as they come; ``free(keys)`` closes
+    the idle processes of those environments, so the size cap after a build can remove them.
     """
     if not spec.get("reqs_hash"):
         return Env("base", None, sys.executable, {"requirements": []})
@@ -97,7 +99,7 @@ def ensure(
                 try:
                     envbuild.build(spec, key, base, on_line)
                 finally:
-                    _enforce_cap(base, keep=key)
+                    _enforce_cap(base, keep=key, free=free)
     with open(record_path) as f:
         record = json.load(f)
     env = Env(key, path, os.path.join(path, "bin", "python"), record)
@@ -213,8 +215,13 @@ def prune(keys: list[str] | None = None) -> list[str]:
     return removed
 
 
-def _enforce_cap(base: str, keep: str = "") -> None:
-    """Remove the oldest-unused environments while the total is above the size cap."""
+def _enforce_cap(base: str, keep: str = "",
+                 free: Callable[[list[str]], None] | None = None) -> None:
+    """Remove the oldest-unused environments while the total is above the size cap.
+
+    As ``--prune`` does, idle processes of the environments the cap reaches close first
+    (``free``), so only what a running call (or a cell's waiting values) uses stays.
+    """
     cap = config.get("environments.max-size")
     if not cap:
         return
@@ -222,6 +229,17 @@ def _enforce_cap(base: str, keep: str = "") -> None:
 
     limit = dask.utils.parse_bytes(cap) if isinstance(cap, str) else int(cap)
     envs = sorted(list_envs(), key=lambda r: r["last_used"])
+    over = sum(r["size"] for r in envs) - limit
+    reached = []
+    for record in envs:
+        if over <= 0:
+            break
+        if record["hash"] != keep:
+            reached.append(record)
+            over -= record["size"]
+    if free is not None and any(r["in_use"] for r in reached):
+        free([str(r["hash"]) for r in reached if r["in_use"]])
+        envs = sorted(list_envs(), key=lambda r: r["last_used"])
     total = sum(r["size"] for r in envs)
     for record in envs:
         if total <= limit:
