@@ -1,5 +1,7 @@
 """Non-default view settings are honoured by a real kernel: ``widgets: text`` draws no call
-widget (the cell's status is text on stderr), and ``logs.max-lines`` bounds the live view.
+widget (the cell's status is text on stderr), ``widgets: widgets`` draws the call widget
+(the cell's lines go to it, not to the cell's text), and ``logs.max-lines`` bounds the live
+view.
 
 Each setting reaches a kernel of its own through a ``DASK_JUPYTER_REMOTE__...`` variable on
 top of the run's hermetic environment, as a user's config would.
@@ -44,6 +46,18 @@ def test_widgets_text_draws_no_widget(kernel_with):
     assert shown == []
     text = kernel.text(msg_id)
     assert "line-0" in text and "line-39" in text and "[remote]" in text
+
+
+def test_widgets_widgets_draws_the_call_widget(kernel_with):
+    kernel = kernel_with(WIDGETS="widgets")
+    msg_id = kernel.submit(CELL)
+    kernel.reply(msg_id, timeout=180)
+    view = kernel.call_widget(msg_id)  # a display_data of the call widget's model
+    view.wait_value("lines", "line-39", timeout=60)
+    view.wait_value("status", "done", timeout=60)
+    assert "line-0" in view.value("lines")
+    text = kernel.text(msg_id)
+    assert "line-0" not in text and "[remote]" not in text, text
 
 
 def test_logs_max_lines_bounds_the_live_view(kernel_with):
