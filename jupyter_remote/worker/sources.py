@@ -4,9 +4,9 @@
 A :class:`CodeRef` travels to the worker (a small object, never the code); when first called
 there it finds the function: for git, the repository is cloned once per host and commit
 (under the environments root, ``.git-cache/COMMIT``) by ``git`` run as a subprocess with an
-argument list and a timeout, and the file is imported with the repository's root on the
-import path. Each failure (unreachable URL, unknown ref, missing file or function) is one
-clear error naming the URL and ref.
+argument list and a timeout (:mod:`jupyter_remote.worker.gitrepo`), and the file is imported
+with the repository's root on the import path. Each failure (unreachable URL, unknown ref,
+missing file or function) is one clear error naming the URL and ref.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 import threading
-import uuid
 from typing import Any
 
-GIT_TIMEOUT = 120.0
+from jupyter_remote.worker import gitrepo
+
 _loaded: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -79,52 +77,10 @@ def _rebuild(target: str, url: str | None, ref: str | None, path: str | None,
     return CodeRef(target, url=url, ref=ref, path=path, module=module, name=name)
 
 
-def _git(args: list[str], what: str, cwd: str | None = None) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
-    except FileNotFoundError:
-        raise CodeRefError(f"{what}: git is not installed on the worker") from None
-    except subprocess.TimeoutExpired:
-        raise CodeRefError(f"{what}: git {args[0]} took more than {GIT_TIMEOUT:g} s") from None
-    if done.returncode != 0:
-        raise CodeRefError(f"{what}: git {args[0]} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-def resolve(url: str, ref: str) -> str:
-    """The commit ``ref`` (a branch, tag or commit) points at in the repository at ``url``."""
-    what = f"{url}@{ref}"
-    if len(ref) == 40 and all(c in "0123456789abcdef" for c in ref):
-        return ref
-    out = _git(["ls-remote", url, ref, f"{ref}^{{}}"], what)
-    lines = [line.split() for line in out.splitlines() if line.strip()]
-    if not lines:
-        raise CodeRefError(f"{what}: no branch or tag {ref!r} in the repository")
-    peeled = [sha for sha, name in lines if name.endswith("^{}")]
-    return peeled[0] if peeled else lines[0][0]
-
-
 def checkout(url: str, ref: str) -> str:
-    """A checkout of ``url`` at ``ref`` on this host (cloned once per commit)."""
-    commit = resolve(url, ref)
-    base = os.path.join(_cache_root(), ".git-cache")
-    path = os.path.join(base, commit)
-    if os.path.isdir(path):
-        return path
-    os.makedirs(base, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    what = f"{url}@{ref}"
-    try:
-        _git(["clone", "--quiet", "--no-checkout", url, tmp], what)
-        _git(["checkout", "--quiet", commit], what, cwd=tmp)
-        os.rename(tmp, path)
-    except OSError:  # another worker of this host finished the same checkout first
-        shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    """A checkout of ``url`` at ``ref`` on this host (cloned once per commit, under the
+    environments' root)."""
+    return gitrepo.checkout(url, ref, _cache_root())
 
 
 def _cache_root() -> str:
