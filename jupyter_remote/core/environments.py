@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jupyter_remote import config
+from jupyter_remote.core import gitreqs
 from jupyter_remote.exceptions import EnvironmentBuildError
 from jupyter_remote.wire.envspec import describe
 
@@ -38,6 +39,7 @@ def resolve(
     *,
     base: str | None = None,
     pip_options: list[str] | str | None = None,
+    repo: tuple[str, str] | None = None,
 ) -> dict | None:
     """The env spec of a call, or ``None`` when it has no requirements and no files.
 
@@ -53,6 +55,10 @@ def resolve(
         Files and folders to place in the call's working directory on the worker.
     pip_options
         Extra ``pip install`` options; default ``jupyter-remote.pip-options``.
+    repo
+        ``(url, ref)`` of the call's function when it comes from git: ``repo:PATH``
+        requirements name files in it. ``git+URL@REF`` requirements are pinned to the commit
+        the ref names now (:mod:`jupyter_remote.core.gitreqs`).
     """
     base = os.path.abspath(base or os.getcwd())
     options = _options(pip_options)
@@ -62,27 +68,22 @@ def resolve(
         files = [files]
     if not items and not files:
         return None
-    requirements: list[str] = []
-    args: list[str] = []
-    local: list[dict[str, Any]] = []
-    for text, where in items:
-        entry = _local_entry(text, where)
-        requirements.append(text)
-        if entry is None:
-            args.append(text)
-        else:
-            args.append(f"{{local:{len(local)}}}")
-            local.append(entry)
+    pins = gitreqs.Pins(repo)
+    requirements, args, local = _arguments(items, pins)
     shipped = _pack_files(list(files), base) if files else None
     digest = hashlib.sha256()
     digest.update(json.dumps([args, options]).encode())
     for entry in local:
         digest.update(f"\0{entry['name']}\0{entry['sha']}".encode())
+    repo_files = pins.spec()
+    if repo_files:  # repo:PATH files: what they hold is fixed by the repository's commit
+        digest.update(f"\0repo\0{repo_files['url']}\0{repo_files['commit']}".encode())
     reqs_hash = digest.hexdigest()
     return {
         "requirements": requirements,
         "args": args,
         "local": local,
+        "repo": repo_files,
         "pip_options": options,
         "reqs_hash": reqs_hash if items else None,
         "files": shipped,
@@ -90,6 +91,28 @@ def resolve(
             f"{reqs_hash}\0{shipped['sha'] if shipped else ''}".encode()
         ).hexdigest()[:16],
     }
+
+
+def _arguments(items: list[tuple[str, str]],
+               pins: gitreqs.Pins) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The requirements as written, the installer's arguments for them (git pinned to a
+    commit, local wheels/projects as ``{local:N}``) and those local entries."""
+    requirements: list[str] = []
+    args: list[str] = []
+    local: list[dict[str, Any]] = []
+    for text, where in items:
+        requirements.append(text)
+        pinned = pins.arg(text)
+        if pinned is not None:  # git: at the commit its ref names now
+            args.append(pinned)
+            continue
+        entry = _local_entry(text, where)
+        if entry is None:
+            args.append(text)
+        else:
+            args.append(f"{{local:{len(local)}}}")
+            local.append(entry)
+    return requirements, args, local
 
 
 def _options(pip_options: list[str] | str | None) -> list[str]:

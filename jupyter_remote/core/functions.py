@@ -43,6 +43,9 @@ class RemoteFunction:
                 f"jupyter_remote.function expects a function (or a RemoteRef of one), "
                 f"got {type(fn).__name__}"
             )
+        from jupyter_remote.core import gitreqs
+
+        gitreqs.check_repo_reqs(reqs, fn)  # repo:PATH needs a function from git
         self.fn = fn
         self._cluster = cluster
         self.reqs = reqs
@@ -131,9 +134,9 @@ class RemoteFunction:
         """The env spec of ``reqs``, read now: an edited wheel gets a new environment."""
         if not self.reqs:
             return None
-        from jupyter_remote.core import environments
+        from jupyter_remote.core import environments, gitreqs
 
-        return environments.resolve(self.reqs)
+        return environments.resolve(self.reqs, repo=gitreqs.repo_of(self.fn))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run remotely and return the value; the remote output prints here meanwhile."""
@@ -302,9 +305,11 @@ def function(
     cluster
         A cluster name or address, or a ``Cluster``; ``None`` means the default cluster.
     reqs
-        pip requirements (``"pkg==1.2"``), paths of local wheels or project folders: each
-        call runs in an environment with them on top of the workers' own packages, built
-        once per host and cached by content (see ``docs/requirements.md``).
+        pip requirements (``"pkg==1.2"``, ``"git+URL@REF"``: pinned to the commit the ref
+        names at each call), paths of local wheels or project folders: each call runs in an
+        environment with them on top of the workers' own packages, built once per host and
+        cached by content (see ``docs/requirements.md``). For a function from git,
+        ``"repo:requirements.txt"`` names a requirements file inside its repository.
     name
         Name used in logs, for ``enqueue``'s queue and by ``.save()`` (default: the
         function's qualname). Without ``fn``: load the function saved under ``name``

@@ -7,6 +7,10 @@ and runs its environment (:mod:`jupyter_remote.worker.envstore`). It is a plain 
 - ``args``: the installer's arguments, local wheels/projects as ``{local:N}``;
 - ``local``: per local wheel/project, ``name``, ``kind`` (``file`` | ``project``), ``sha``,
   and ``data`` (its bytes) or ``blob`` (the index of the task dependency that carries them);
+- ``repo``: None, or the git repository (``url``, ``ref``, ``commit``) whose files the
+  ``{repo:PATH}`` arguments name (``reqs=["repo:requirements.txt"]`` of a function from
+  git; read from its checkout when the environment is built); ``git+URL@REF`` requirements
+  are in ``args`` already pinned to ``git+URL@COMMIT``;
 - ``pip_options``; ``reqs_hash`` (None without requirements); ``files`` (``names``, ``sha``,
   ``data`` or ``blob``: a gzipped tar of ``--files``); ``hash`` (of all of it).
 """

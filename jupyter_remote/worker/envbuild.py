@@ -158,9 +158,32 @@ def _materialize(spec: dict[str, Any], where: str) -> list[str]:
     for arg in spec["args"]:
         if arg.startswith("{local:"):
             out.append(paths[int(arg[7:-1])])
+        elif arg.startswith("{repo:"):
+            out += ["-r", _repo_file(spec, arg[6:-1], where)]
         else:
             out.append(arg)
     return out
+
+
+def _repo_file(spec: dict[str, Any], path: str, where: str) -> str:
+    """A requirements file in the repository of a function from git (``repo:PATH``), from a
+    checkout at the spec's commit under ``where`` (pip reads it, nested ``-r`` included)."""
+    from jupyter_remote.worker import gitrepo
+
+    repo = spec["repo"]
+    what = f"{repo['url']}@{repo['ref']} (commit {repo['commit'][:12]})"
+    try:
+        root = gitrepo.checkout(repo["url"], repo["commit"], where)
+    except gitrepo.GitError as exc:
+        raise EnvironmentBuildError(f"repo:{path}: {exc}") from None
+    full = os.path.join(root, path)
+    if not os.path.isfile(full):
+        raise EnvironmentBuildError(
+            f"repo:{path}: there is no file {path!r} in {what}; repo:PATH names a "
+            "requirements file inside the function's repository (such as "
+            "repo:requirements.txt)"
+        )
+    return full
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
