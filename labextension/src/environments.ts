@@ -38,11 +38,15 @@ export function renderEnvironments(environments: IEnvironment[]): HTMLElement {
     group.appendChild(reqs);
     for (const env of envs) {
       const hosts = env.hosts.length === 1 ? '1 host' : `${env.hosts.length} hosts`;
-      const row = el(
-        'div',
-        'jr-Env',
-        `${env.hash.slice(0, 8)} · ${hosts} · ${Private.bytes(env.size)}${env.in_use ? ' · in use' : ''}`
-      );
+      const row = el('div', 'jr-Env');
+      // Each figure stays whole; a narrow card wraps the row between them.
+      const parts = [env.hash.slice(0, 8), hosts, Private.bytes(env.size)];
+      if (env.in_use) {
+        parts.push('in use');
+      }
+      parts.forEach((part, i) => {
+        row.append(i ? ' · ' : '', el('span', 'jr-Env-part', part));
+      });
       row.title =
         `environment ${env.hash} on ${env.hosts.join(', ')}` +
         (env.built_here ? ', built for a call on this cluster' : ', built for another cluster');
@@ -51,7 +55,7 @@ export function renderEnvironments(environments: IEnvironment[]): HTMLElement {
       if (env.built_here) {
         const badge = el('span', 'jr-Badge jr-Env-here', 'built here');
         badge.title = 'Built for a call on this cluster';
-        row.appendChild(badge);
+        row.prepend(badge);
       }
       group.appendChild(row);
     }
