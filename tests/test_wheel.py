@@ -62,9 +62,13 @@ def test_the_wheel_holds_the_prebuilt_labextension_and_the_server_config(wheel):
 
 
 def test_the_installed_wheel_is_a_valid_extension_for_jupyter(wheel, tmp_path):
-    prefix = tmp_path / "prefix"
-    _run(sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--prefix",
-         str(prefix), str(wheel))  # fmt: skip
+    # Into a venv of its own, never this one: pip would first uninstall the editable install
+    # the whole run uses (a --prefix install does).
+    prefix = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", str(prefix))
+    _run(sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python"), "install",
+         "--no-deps", "--no-index", str(wheel))  # fmt: skip
+    assert list(prefix.glob("lib/python*/site-packages/jupyter_remote/__init__.py"))
     share = prefix / "share" / "jupyter"
     assert (share / "labextensions" / "jupyter-remote" / "package.json").is_file()
     assert (prefix / SERVER_CONFIG).is_file()
