@@ -177,7 +177,11 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
         linked.wait_for()
         page.locator('.jr-Card[data-cluster="nb-link"][data-active="true"]').wait_for()
         assert linked.locator(".jr-Card-active", has_text="this notebook").is_visible()
-        assert card.get_attribute("data-active") == "false"
+        assert linked.get_attribute("data-owner") == "true"  # its kernel named it
+        # lab-ui is marked too: the notebook's kernel uses it (by name and by address),
+        # started from the sidebar (tests/ui/test_sidebar_marks.py has the whole story).
+        page.locator('.jr-Card[data-cluster="lab-ui"][data-active="true"]').wait_for()
+        assert card.get_attribute("data-owner") == "false"
 
     with step("Scale: a JupyterLab dialog, then a pending state until 2 workers run"):
         record_pending(page, "lab-ui")
