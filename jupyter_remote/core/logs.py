@@ -158,6 +158,8 @@ class CallLog:
         self.batches: dict[int, tuple[int, int]] = {}  # map batch -> (done, failed)
         self.cancel: Callable[[], str] | None = None  # set by the call: stops it
         self.result: Any = None  # a small result sent on the stream (a cell's description)
+        # a map's batch results sent on the stream go here instead (not kept in the log)
+        self.on_result: Callable[[Any], None] | None = None
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._told_spill = False
@@ -193,7 +195,8 @@ class CallLog:
                 self.state = "running"  # its lines prove it runs ('running' is sent late)
             if event.get("worker"):
                 self.worker = event["worker"]
-            if "result" in event:
+            on_result = self.on_result if "result" in event else None
+            if "result" in event and on_result is None:
                 self.result = event["result"]
             if "batch" in event:
                 self.batches[event["batch"]] = (event.get("done", 0), event.get("failed", 0))
@@ -201,6 +204,8 @@ class CallLog:
                 lines = [*lines, self._spill_note()]
                 self.lines.extend(lines[-1:])
             listeners = list(self._listeners)
+        if on_result is not None:
+            on_result(event["result"])
         for listener in listeners:
             try:
                 listener(self, lines)
@@ -338,6 +343,8 @@ class LogRouter:
             log.feed(msg)
         packed = msg.get("packed")
         self._since_trim += len(packed["text"]) if packed else len(msg.get("lines") or ())
+        if isinstance(msg.get("result"), dict) and "data" in msg["result"]:
+            self._since_trim += len(msg["result"]["data"]) // 64  # a map batch's results
         if self._since_trim >= self.trim_lines and not self._trimming:
             self._trimming = True  # this runs on the client's event loop
             self._since_trim = 0

@@ -19,14 +19,17 @@ further (:class:`Options`; the hooks are in :mod:`jupyter_remote.core.forms`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
 import dask
 
 from jupyter_remote import config
@@ -133,6 +136,7 @@ class _Runner:
         self.results: list[Any] = []
         self.arrived: dict[int, BatchResult] = {}  # out of order, waiting for earlier ones
         self.batches = 0
+        self.streamed: dict[int, tuple[Any, threading.Event]] = {}  # batch -> (future, sent)
 
     def submit_more(self) -> None:
         while len(self.pending) < self.in_flight_max and not self.source.finished:
@@ -150,7 +154,7 @@ class _Runner:
                 self.call.log.total = source.total
             spec = {"kind": "batch", "fn": self.function.fn, "args": chunk, "start": start,
                     "star": source.star, "batch": self.batches, "seconds": self.seconds,
-                    "target": self.options.target}
+                    "target": self.options.target, "stream": not self.options.keep}
             if isinstance(source, InitItems):  # the items are on the cluster: a slice of them
                 spec.update(args=source.items, slice=(chunk.start, chunk.stop))
             with dask.annotate(priority=-1):  # other calls go first when a thread frees up
@@ -160,12 +164,33 @@ class _Runner:
             self.pending[future] = (start, chunk)
             if self.options.keep:  # only its end matters here: its value stays there
                 future.add_done_callback(lambda f: self.inbox.put((calls.DONE, f, None, None)))
-            else:
-                self.call.cluster.client.loop.add_callback(calls.fetch_value, future, future,
-                                                           self.inbox)
+            else:  # its results come on the call's stream, or are fetched if they don't
+                sent = threading.Event()
+                self.streamed[self.batches - 1] = (future, sent)
+                future.add_done_callback(functools.partial(self._fetch_unless_streamed, sent))
+
+    def _streamed(self, result: Any) -> None:
+        """On the client's loop: a batch's results, sent on the call's stream."""
+        if not isinstance(result, dict) or "data" not in result:
+            return
+        future, sent = self.streamed.pop(result.get("batch"), (None, None))
+        if sent is None or sent.is_set():
+            return
+        try:
+            value = cloudpickle.loads(result["data"])
+        except Exception:  # fetched from the worker instead, once the task is done
+            return
+        sent.set()
+        self.inbox.put((calls.DONE, future, True, value))
+
+    def _fetch_unless_streamed(self, sent: threading.Event, future: Any) -> None:
+        if not sent.is_set():  # failed, cancelled, or results too big for the stream
+            self.call.cluster.client.loop.add_callback(calls.fetch_value, future, future,
+                                                       self.inbox, sent)
 
     def run(self) -> Any:
         options = self.options
+        self.call.log.on_result = self._streamed
         self.call.log.listen(lambda _log, lines: self.inbox.put(lines) if lines else None,
                              replay=True)
         deadline = None if options.timeout is None else time.monotonic() + options.timeout

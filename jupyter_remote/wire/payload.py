@@ -252,6 +252,19 @@ class BatchResult:
     def __repr__(self) -> str:
         return f"<BatchResult {len(self.values)} items, {len(self.errors)} failed>"
 
+    def small(self, limit: int) -> bytes | None:
+        """These results pickled, if they take at most ``limit`` bytes and hold no large
+        buffer (arrays go the usual way, out of band); else None."""
+        large: list[pickle.PickleBuffer] = []
+        try:
+            data = pickle.dumps(self, protocol=5, buffer_callback=large.append)
+        except Exception:
+            try:
+                data = cloudpickle.dumps(self, protocol=5, buffer_callback=large.append)
+            except Exception:
+                return None
+        return None if large or len(data) > limit else data
+
 
 def _sizeof_batch(result: BatchResult) -> int:
     from dask.sizeof import sizeof

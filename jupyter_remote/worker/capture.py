@@ -149,6 +149,10 @@ class Sink:
         self._emit({"call": self.call, "result": value})
         return True
 
+    def batch_result(self, batch: int, data: bytes) -> None:
+        """Send a map batch's pickled results after every line (see ``result``)."""
+        self._emit({"call": self.call, "result": {"batch": batch, "data": data}})
+
     def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
         """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
         event: LogEvent = {"call": self.call, "state": state, **info}  # type: ignore[typeddict-item]

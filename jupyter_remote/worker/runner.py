@@ -20,6 +20,8 @@ from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import pack_exception
 from jupyter_remote.worker import capture, context, kinds, state
 
+STREAM_LIMIT = 256 * 1024  # a map batch's results up to this size also ride its event stream
+
 
 def run(data: bytes | payload.Frames, *dependencies: Any) -> Any:
     """Run one payload. This is the only function the scheduler ever sees in our tasks."""
@@ -64,6 +66,12 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
             # may be placed on another worker, which then has to copy the value over.
             held = sum(int(o.get("nbytes", 0)) for o in result.get("outputs", {}).values())
             result = {**result, "held": payload.Held(held)}
+        elif spec["kind"] == "batch" and spec.get("stream"):
+            # Small results ride the call's stream too; the task keeps them until the
+            # notebook releases it (or fetches them, should this event not arrive first).
+            data = result.small(STREAM_LIMIT)
+            if data is not None:
+                sink.batch_result(spec["batch"], data)
         return result
     except RemoteTaskError as exc:
         state.stopped(call)

@@ -172,3 +172,44 @@ def test_the_worker_loop_packs_results_once(local):
     call.finish("done")
     assert isinstance(result, BatchResult)
     assert result.values == [1, 2, 3, 4, 5] and result.errors == {} and result.seconds >= 0
+
+
+def test_cheap_work_goes_as_one_batch_once_its_cost_is_known():
+    def cheap(x):
+        return x
+
+    sizer = batches.Sizer(None, threads=2, fn=cheap)
+    assert sizer.next(10_000) == 5_000  # cost unknown: one batch per thread
+    sizer.measured(BatchResult([0] * 1000, {}, 1000 * 1e-7))  # 0.1 µs an item
+    assert sizer.next(10_000) == 10_000  # 1 ms of work: not worth a second task
+    assert sizer.next(10**6) == 500_000  # 100 ms of work: one batch per thread again
+    # the function's next map starts from what this one measured
+    assert batches.Sizer(None, threads=2, fn=cheap).next(10_000) == 10_000
+    assert batches.Sizer(None, threads=2, fn=inc).next(10_000) == 5_000
+
+
+def _sent_map_keys(call_id, dask_worker=None) -> list[str]:
+    """Keys of ``call_id``'s batches this worker sent to anyone (a client's fetch too)."""
+    return [str(k) for entry in dask_worker.transfer_outgoing_log for k in entry["keys"]
+            if str(k).startswith(f"remote-map-{call_id}-")]
+
+
+def test_small_batch_results_ride_the_stream_and_big_ones_are_fetched(local):
+    """Small results come with the call's events (one hop less than fetching them); results
+    over the stream's limit are fetched from the worker as before, and both are right."""
+    from jupyter_remote.worker import runner
+
+    f = jupyter_remote.function(inc)
+    assert f.map(range(20_000)) == list(range(1, 20_001))
+    small = local.router.calls()[-1].call
+    big_item = runner.STREAM_LIMIT  # each result alone is over the limit
+
+    def blob(n):
+        return bytes(n)
+
+    got = jupyter_remote.function(blob).map([big_item] * 4)
+    assert [len(b) for b in got] == [big_item] * 4
+    big = local.router.calls()[-1].call
+    client = local.client
+    assert sum(client.run(_sent_map_keys, small).values(), []) == []
+    assert len(sum(client.run(_sent_map_keys, big).values(), [])) >= 1
