@@ -8,9 +8,12 @@ timeouts, errors and the status view behave as for any call.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
+
+import dask
 
 from jupyter_remote.core import calls, views
 from jupyter_remote.core.refs import RemoteRef
@@ -95,19 +98,21 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
            get: bool, max_parallel: int | None, timeout: float | None, view: Any) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
     env = function._env()
+    homes = _homes(call.cluster, parts, as_future(x) if remote else None, function)
     results: list[Any] = []
     for index in range(parts):
         if max_parallel and index >= max_parallel:  # at most N pieces run at once
             calls.wait(call, [results[index - max_parallel]], timeout=_left(call, deadline),
                        on_lines=view.on_lines)
-        if remote:  # cut where the value is; the piece (not the whole) goes to a free worker
+        if remote:  # cut where the value is; the piece (not the whole) goes to its worker
             piece = call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
                                  "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
         else:
             piece = pieces.cut(x, axis, index, parts)
         spec = {"kind": "piece", "fn": function.fn, "x": piece}
-        results.append(call.submit(spec, resources=function.resources, env=env,
-                                   key=f"remote-split-{call.id}-{index}"))
+        with _placed_on(homes[index] if homes else None):
+            results.append(call.submit(spec, resources=function.resources, env=env,
+                                       key=f"remote-split-{call.id}-{index}"))
     whole = call.submit({"kind": "concat", "pieces": results, "axis": axis},
                         key=f"remote-split-{call.id}-concat")
     if not get:
@@ -115,6 +120,33 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
     [value] = calls.wait(call, [], fetch=[whole], timeout=_left(call, deadline),
                          on_lines=view.on_lines)
     return value
+
+
+def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | None:
+    """A worker for each piece: the worker threads in turn, those of the worker holding
+    ``x`` (a ref's future) first, so its share of the pieces never moves. Left to Dask when
+    the call is placed otherwise (``workers=``, resources, ``gpu=``).
+
+    Without this, Dask runs every piece of a ref where the ref is: the cut pieces are there,
+    and moving one looks dearer than waiting for that worker.
+    """
+    if function.resources or dask.get_annotations().get("workers"):
+        return None
+    client = cluster.client
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    first = set(client.who_has([holder]).get(holder.key, ())) if holder is not None else set()
+    slots = [address for address in sorted(workers, key=lambda a: (a not in first, a))
+             for _ in range(max(1, int(workers[address].get("nthreads", 1))))]
+    if len(slots) < 2:
+        return None
+    return [slots[index * len(slots) // parts] for index in range(parts)]
+
+
+def _placed_on(worker: str | None) -> Any:
+    """Submissions inside prefer ``worker`` (any other may run them if it is gone)."""
+    if worker is None:
+        return contextlib.nullcontext()
+    return dask.annotate(workers=[worker], allow_other_workers=True)
 
 
 def _left(call: calls.Call, deadline: float | None) -> float | None:

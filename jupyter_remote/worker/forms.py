@@ -43,8 +43,13 @@ def sync(fn: Any) -> Any:
 
 # -- split ---------------------------------------------------------------------------------
 def run_cut(spec: dict[str, Any]) -> Any:
-    """One piece of a ref's value, cut where the value is (a copy: the piece travels alone)."""
+    """One piece of a ref's value, cut where the value is. A numpy piece is a view: the
+    piece that stays on this worker costs no copy, and one that moves is copied once, by
+    Dask's serializer, which sends only the view's data (a function gets a view of the ref's
+    value, as a plain call gets the value itself). Other pieces are copies."""
     piece = pieces.cut(spec["x"], spec["axis"], spec["index"], spec["parts"])
+    if type(piece).__module__ == "numpy" and type(piece).__name__ == "ndarray":
+        return piece
     copy = getattr(piece, "copy", None)
     return copy() if callable(copy) else piece
 

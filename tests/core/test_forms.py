@@ -49,6 +49,22 @@ def test_split_of_a_ref_cuts_on_the_cluster_and_can_stay_there(local):
     assert np.array_equal(ref.get(), expected)
 
 
+def pid_columns(a):
+    import os
+
+    import numpy as np
+
+    return np.full(a.shape, os.getpid())
+
+
+def test_split_of_a_ref_spreads_its_pieces_over_every_worker(local):
+    """Not all where the ref is (Dask would keep them there: the cut pieces are there)."""
+    made = cells.run_cell("import numpy as np\nx = np.zeros((3, 64))\n", {}, local)
+    worker_pids = set(local.client.run(__import__("os").getpid).values())
+    out = jupyter_remote.function(pid_columns).split(made.refs["x"])  # a piece per thread
+    assert set(np.unique(out)) == worker_pids
+
+
 def test_split_refuses_what_it_cannot_cut(local):
     f = jupyter_remote.function(colwise)
     with pytest.raises(TypeError, match="split cuts numpy arrays"):
