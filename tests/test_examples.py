@@ -48,6 +48,8 @@ SHOWS = {
         ("any_failed", 0, r"\[0\.25, ZeroDivisionError\('division by zero'\), 0\.5\] any failed: "
          r"True", None),
         ("target='async'", 0, r"\[0, 10, 20, 30, 40, 50, 60, 70\]", None),
+        ("target='processes'", 0, r"steps of 27: 111[\s\S]*ran in child processes, not in "
+         r"the workers: True", None),
     ],
 }
 
