@@ -63,23 +63,54 @@ def size_of(x):
     return len(x.data)
 
 
-def test_sharing_an_equal_value_again_sends_only_the_hash(local, tracker_file):
+@pytest.fixture
+def quiet(tmp_path):
+    """Two workers of this test's own, with Dask's default worker TTL.
+
+    The session's embedded cluster drops a worker it has not heard from in 10 s, and earlier
+    tests leave it work and load; if the worker holding a shared value goes, the value is
+    gone and sharing it again rightly sends it again, which this test would count as a
+    failure (seen once in a fresh-clone run: ``assert 2 == 1``).
+    """
+    from distributed import LocalCluster
+
+    from jupyter_remote.core import clusters
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as lc:
+        found = clusters.connect(lc.scheduler_address, f"share-quiet-{tmp_path.name}")
+        try:
+            yield found
+        finally:
+            found.close()
+
+
+def _holders(key, dask_scheduler=None):
+    ts = dask_scheduler.tasks.get(key)
+    return [] if ts is None or ts.state != "memory" else sorted(w.address for w in ts.who_has)
+
+
+def test_sharing_an_equal_value_again_sends_only_the_hash(quiet, tracker_file):
     Tracked = tracked_class()
     value = Tracked(os.urandom(2_000_000), tracker_file)
-    first = jupyter_remote.share(value)
+    first = jupyter_remote.share(value, cluster=quiet)
     assert first.key.startswith("remote-share-")
-    f = jupyter_remote.function(size_of)
+    f = jupyter_remote.function(size_of, cluster=quiet)
     assert f(first) == 2_000_000
     sent = unpickled_in(tracker_file)
     assert len(sent) == 1 and os.getpid() not in sent  # unpickled on one worker, once
-    again = jupyter_remote.share(value)
-    equal = jupyter_remote.share(Tracked(bytes(value.data), tracker_file))  # a copy: equal
+    workers = set(quiet.client.scheduler_info(n_workers=-1)["workers"])
+    again = jupyter_remote.share(value, cluster=quiet)
+    equal = jupyter_remote.share(Tracked(bytes(value.data), tracker_file), cluster=quiet)
     assert again.key == equal.key == first.key
     for _ in range(3):
         assert f(again) == 2_000_000
+    # What follows holds while the value stays on the cluster: no worker went meanwhile.
+    assert set(quiet.client.scheduler_info(n_workers=-1)["workers"]) == workers
+    assert quiet.client.run_on_scheduler(_holders, first.key)
     # the second and third share sent nothing (workers may still move it among themselves)
     assert sent_by_notebook(tracker_file) == 1
-    other = jupyter_remote.share(Tracked(os.urandom(2_000_000), tracker_file))
+    other = jupyter_remote.share(Tracked(os.urandom(2_000_000), tracker_file), cluster=quiet)
     assert other.key != first.key
 
 
