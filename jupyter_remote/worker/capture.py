@@ -105,6 +105,7 @@ class Sink:
         self._emit = emit
         self._schedule = schedule
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._pending: list[LogLine] = []
         # Unfinished lines, per stream and per concurrent item (threads of one batch write
         # "text" and "\n" in separate calls: their halves must not meet).
@@ -193,11 +194,15 @@ class Sink:
             self._schedule(self._flush)
 
     def _flush(self) -> None:
-        with self._lock:
-            lines, self._pending = self._pending, []
-            self._scheduled = False
-        if lines:
-            self._emit({"call": self.call, "packed": pack(lines)})
+        # One flush at a time, emit included: a flush on the transport's thread that has
+        # taken lines but not yet sent them must not be overtaken by ``close`` and what the
+        # caller sends after it (an environment's process replies on the same pipe).
+        with self._flushing:
+            with self._lock:
+                lines, self._pending = self._pending, []
+                self._scheduled = False
+            if lines:
+                self._emit({"call": self.call, "packed": pack(lines)})
 
 
 class capture:

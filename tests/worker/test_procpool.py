@@ -16,7 +16,11 @@ from distributed import Nanny, Scheduler, SpecCluster
 import jupyter_remote
 from jupyter_remote.core import clusters
 from jupyter_remote.exceptions import RemoteCancelledError, RemoteTimeoutError
+from tests import wheelhouse
 from tests.conftest import wait_until
+
+house, installer = wheelhouse.house, wheelhouse.installer
+env_root, envs_cluster = wheelhouse.env_root, wheelhouse.envs_cluster
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,22 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def toy_and_pid(x):
+    import os
+
+    import jrtoy
+
+    print("toy", x)
+    return jrtoy.VERSION, os.getpid(), jupyter_remote.get_env()["requirements"]
+
+
+def test_processes_of_a_call_with_requirements_run_in_its_environment(envs_cluster, capsys):
+    f = jupyter_remote.function(toy_and_pid, envs_cluster, reqs=["jrtoy==2.0"])
+    out = f.map(range(6), target="processes")
+    assert {(v, tuple(r)) for v, _, r in out} == {("2.0", ("jrtoy==2.0",))}
+    env_pids = set(envs_cluster.client.run(os.getpid).values())
+    assert not {pid for _, pid, _ in out} & env_pids
+    printed = capsys.readouterr().out
+    assert all(f"[{i}] toy {i}" in printed for i in range(6)), printed
