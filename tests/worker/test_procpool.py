@@ -140,6 +140,28 @@ def test_a_timeout_stops_the_work_in_the_children(two_threads, tmp_path):
     assert _marks(where, "finished") == []
 
 
+def test_a_child_stuck_in_c_code_is_killed_and_replaced(two_threads, tmp_path):
+    where = str(tmp_path)
+
+    def stuck(x, where=where):
+        import os
+        import time
+
+        open(os.path.join(where, f"started-{os.getpid()}"), "w").close()
+        time.sleep(120)  # in C: an interrupt lands only when it returns
+        return x
+
+    with pytest.raises(RemoteTimeoutError):
+        jupyter_remote.function(stuck, two_threads).map(range(2), target="processes",
+                                                        batch_size=2, timeout=2)
+    pids = [int(n.split("-")[1]) for n in _marks(where, "started")]
+    assert pids
+    wait_until(lambda: not any(_alive(pid) for pid in pids), what="the stuck children's end")
+    out = jupyter_remote.function(spin, two_threads).map(range(4), target="processes",
+                                                         errors="return")
+    assert not {o[0] for o in out if not isinstance(o, Exception)} & set(pids)
+
+
 def test_the_pool_closes_with_the_worker():
     spec = {"w": {"cls": Nanny, "options": {"nthreads": 2, "host": "127.0.0.1"}}}
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
