@@ -173,9 +173,10 @@ class _Runner:
         """On the client's loop: a batch's results, sent on the call's stream."""
         if not isinstance(result, dict) or "data" not in result:
             return
-        future, sent = self.streamed.pop(result.get("batch"), (None, None))
-        if sent is None or sent.is_set():
+        found = self.streamed.pop(result.get("batch", -1), None)
+        if found is None or found[1].is_set():
             return
+        future, sent = found
         try:
             value = cloudpickle.loads(result["data"])
         except Exception:  # fetched from the worker instead, once the task is done
