@@ -238,6 +238,10 @@ def test_a_sidebar_cancel_that_finds_nothing_says_so(lab, page, step, artifacts,
     write_notebook(lab.root / "late.ipynb", "%load_ext jupyter_remote", gated)
     cells = page.locator(".jp-Notebook .jp-Cell")
     page.clock.install()
+    asking: set = set()  # the sidebar's requests still waiting for their answer
+    page.on("request", lambda r: asking.add(r) if "/jupyter-remote/api/" in r.url else None)
+    page.on("requestfinished", lambda r: asking.discard(r))
+    page.on("requestfailed", lambda r: asking.discard(r))
 
     with step("run a call that waits for the test"):
         page.goto(f"{lab.url}/lab/tree/late.ipynb?reset&token={lab.token}")
@@ -261,7 +265,13 @@ def test_a_sidebar_cancel_that_finds_nothing_says_so(lab, page, step, artifacts,
     with step("the call ends while the list is on screen; Cancel says nothing was stopped"):
         now = datetime.fromtimestamp(page.evaluate("Date.now()") / 1000 + 0.01)
         page.clock.pause_at(now)  # the page's timers stop: the list is not refreshed now
-        page.wait_for_timeout(3000)  # a refresh already under way ends (real time)
+        # A refresh already under way ends before the call does: what it draws was listed
+        # while the call ran. (Polled in real time: the page's own clock is paused.)
+        for _ in range(600):
+            if not asking:
+                break
+            page.wait_for_timeout(50)
+        assert not asking, [r.url for r in asking]
         assert call.count() == 1
         gate.write_text("open")
         cells.nth(1).locator(".jr-state", has_text="done").wait_for(timeout=60_000)
