@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import warnings
 
 import pytest
 
 from tests.server.realserver import JupyterProcess, kill_launchers
+from tests.ui.browser import artifacts_dir
 
 try:
     import jupyterlab  # noqa: F401
@@ -110,3 +112,26 @@ def page(tmp_path):
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def artifacts(request):
+    """Where a test's screenshots go (kept as CI artifacts)."""
+    return artifacts_dir(request.node.name)
+
+
+@pytest.fixture
+def step(page, artifacts):
+    """``with step("name"):`` a failure inside says which step and leaves a screenshot."""
+
+    @contextlib.contextmanager
+    def run(name: str):
+        try:
+            yield
+        except BaseException as exc:
+            shot = artifacts / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(shot), full_page=True)
+            raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
+
+    return run

@@ -8,7 +8,6 @@ the test also saves ``sidebar.png`` and ``sidebar-dark.png`` for the README.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import re
@@ -18,32 +17,12 @@ import pytest
 
 from jupyter_remote.core import registry
 from tests import wheelhouse
-from tests.ui.browser import artifacts_dir, axe_violations, describe, set_theme
+from tests.ui.browser import axe_violations, describe, set_theme
 
 pytestmark = pytest.mark.slow
 
 # What the accessibility pass must find none of, in either theme.
 A11Y_RULES = ("color-contrast", "label", "button-name", "select-name", "aria-allowed-attr")
-
-
-@pytest.fixture
-def artifacts(request):
-    return artifacts_dir(request.node.name)
-
-
-@pytest.fixture
-def step(page, artifacts):
-    @contextlib.contextmanager
-    def run(name: str):
-        try:
-            yield
-        except BaseException as exc:
-            shot = artifacts / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(shot), full_page=True)
-            raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
-
-    return run
 
 
 def record_pending(page, cluster: str) -> None:

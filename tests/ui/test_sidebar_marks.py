@@ -8,7 +8,6 @@ root. Screenshots in the light and the dark theme, and axe-core in both.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 
@@ -16,30 +15,10 @@ import pytest
 
 from jupyter_remote.core import registry
 from tests import wheelhouse
-from tests.ui.browser import artifacts_dir, set_theme
+from tests.ui.browser import set_theme
 from tests.ui.test_sidebar import check_a11y, sidebar_shot
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def artifacts(request):
-    return artifacts_dir(request.node.name)
-
-
-@pytest.fixture
-def step(page, artifacts):
-    @contextlib.contextmanager
-    def run(name: str):
-        try:
-            yield
-        except BaseException as exc:
-            shot = artifacts / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(shot), full_page=True)
-            raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
-
-    return run
 
 
 def card_of(page, name: str, **state: str):
