@@ -108,7 +108,7 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
             piece = call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
                                  "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
         else:
-            piece = pieces.cut(x, axis, index, parts)
+            piece = _sent(call, pieces.cut(x, axis, index, parts), homes, index)
         spec = {"kind": "piece", "fn": function.fn, "x": piece}
         with _placed_on(homes[index] if homes else None):
             results.append(call.submit(spec, resources=function.resources, env=env,
@@ -140,6 +140,23 @@ def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | 
     if len(slots) < 2:
         return None
     return [slots[index * len(slots) // parts] for index in range(parts)]
+
+
+def _sent(call: calls.Call, piece: Any, homes: list[str] | None, index: int) -> Any:
+    """A big piece of a local value, sent straight to its worker (as ``share_large`` sends a
+    call's big arguments), not inside its task through the scheduler; a small one as is."""
+    from dask.sizeof import sizeof
+
+    from jupyter_remote.core import share
+
+    limit = share.threshold()
+    if limit is None or sizeof(piece) <= limit:
+        return piece
+    key = f"remote-split-{call.id}-in-{index}"
+    workers = [homes[index]] if homes else None
+    [future] = call.cluster.client.scatter({key: piece}, workers=workers, hash=False).values()
+    call.futures.append(future)  # released with the call (and cancelled with it)
+    return future
 
 
 def _placed_on(worker: str | None) -> Any:

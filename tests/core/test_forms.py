@@ -65,6 +65,15 @@ def test_split_of_a_ref_spreads_its_pieces_over_every_worker(local):
     assert set(np.unique(out)) == worker_pids
 
 
+def test_split_of_a_big_local_array_sends_each_piece_to_its_worker(local):
+    """Pieces above jupyter-remote.share.threshold (1 MB) are scattered to their workers."""
+    x = np.arange(2000 * 300, dtype="f8").reshape(2000, 300)  # 4.8 MB
+    f = jupyter_remote.function(colwise)
+    assert np.array_equal(f.split(x), colwise(x))
+    worker_pids = set(local.client.run(__import__("os").getpid).values())
+    assert set(np.unique(jupyter_remote.function(pid_columns).split(x))) == worker_pids
+
+
 def test_split_refuses_what_it_cannot_cut(local):
     f = jupyter_remote.function(colwise)
     with pytest.raises(TypeError, match="split cuts numpy arrays"):
