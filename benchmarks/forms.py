@@ -1,30 +1,34 @@
 """The parallel forms against their plain equivalents, on the embedded cluster (issue 11).
 
-1. ``f.split(x)`` of a 400 MB array over the cluster vs ``f(x)`` on one worker (target:
-   faster in proportion to the workers, >= 1.6x on 2 workers), with ``x`` a ``RemoteRef``
-   (so the array never crosses the notebook) and ``get=False`` (the result stays there).
+1. ``f.split(x)`` of a 400 MB array over the cluster vs ``f(x)`` on one worker
+   (``f.remote(x)``, on the worker holding ``x``; target: faster in proportion to the
+   workers, >= 1.6x on 2 workers), with ``x`` a ``RemoteRef`` (so the array never crosses
+   the notebook) and ``get=False`` (the result stays there). The split moves the other
+   workers' pieces there and their results back, and pastes the whole: a cost fixed by the
+   bytes, so the gain grows with the work per byte (``--passes``).
 2. ``f.map(range(n), post=sum)`` vs ``sum(f.map(range(n)))`` for n = 100,000: time, and
    bytes received by the notebook process (psutil's counters of its sockets are not
    per-process here, so the bytes are the size of what each form hands back).
 
-    python benchmarks/forms.py [--mb 400] [--reps 3]
+    python benchmarks/forms.py [--mb 400] [--reps 3] [--passes 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pickle
 import statistics
 import time
 
 
-def columnwise(x):
+def columnwise(x, passes=3):
     """Work per column: a few passes over the data."""
     import numpy as np
 
     out = np.empty_like(x)
-    for _ in range(3):
+    for _ in range(passes):
         out[:] = np.sqrt(np.abs(x)) * 1.0001
     return out
 
@@ -33,6 +37,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=400, help="size of the array (MB)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=3,
+                    help="passes of the column-wise function over the data (compute per byte: "
+                    "the pieces' transfers and the paste cost the same whatever it is)")
     opts = ap.parse_args()
 
     import jupyter_remote
@@ -43,22 +50,36 @@ def main() -> None:
     cols = opts.mb * 2**20 // 8 // 2000
     made = cells.run_cell(f"import numpy as np\nx = np.ones((2000, {cols}))\n", {}, cluster)
     x = made.refs["x"]
-    f = jupyter_remote.function(columnwise, cluster)
+    f = jupyter_remote.function(functools.partial(columnwise, passes=opts.passes), cluster,
+                                name="columnwise")
 
-    def timed(fn):
+    def timed(fn, setup=None):
         times = []
-        for _ in range(opts.reps):
+        for rep in range(opts.reps):
+            args = () if setup is None else (setup(rep),)
             start = time.perf_counter()
-            ref = fn()
+            ref = fn(*args)
             if hasattr(ref, "release"):
                 ref.release()
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    whole = timed(lambda: _done(f.split(x, parts=1, get=False)))
+    whole = timed(lambda: _done(f.remote(x)))  # f(x) on the worker holding x
     split = timed(lambda: _done(f.split(x, get=False)))
-    print(f"1. {opts.mb} MB array: f on one worker {whole:.2f} s, f.split over the cluster "
-          f"{split:.2f} s: {whole / split:.2f}x faster")
+    print(f"1. {opts.mb} MB array, {opts.passes} passes: f(x) on one worker {whole:.2f} s, "
+          f"f.split(x) over the cluster {split:.2f} s: {whole / split:.2f}x faster "
+          f"(load average {os.getloadavg()[0]:.2f})")
+    # The same from a notebook array (a new one each time: a call shares a big argument
+    # once per content, so a repeat would not send it again).
+    import numpy as np
+
+    def fresh(rep):
+        return np.full((2000, cols), float(rep))
+
+    whole = timed(lambda a: _done(f.remote(a)), fresh)
+    split = timed(lambda a: _done(f.split(a, get=False)), fresh)
+    print(f"   the array in the notebook: f(x) {whole:.2f} s, f.split(x) {split:.2f} s: "
+          f"{whole / split:.2f}x (load average {os.getloadavg()[0]:.2f})")
 
     square = jupyter_remote.function(lambda v: v * v, cluster)
     n = 100_000
