@@ -30,7 +30,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from jupyter_remote.exceptions import RemoteTaskError
+from jupyter_remote.exceptions import RemoteTaskError, WorkerLostError
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.events import unpack
 from jupyter_remote.worker import capture, context, envexec, envstore, state
@@ -149,6 +149,13 @@ class ProcessPool:
         try:
             reply = child.request({"op": "run", "meta": {"call": cid, "topic": spec["topic"]},
                                    "body": body, "deps": cloudpickle.dumps(()), "info": info})
+        except WorkerLostError:
+            end = spec["start"] + len(spec["args"]) - 1
+            raise WorkerLostError(
+                f"a process of the worker's target='processes' pool exited (code "
+                f"{child.exit_code}) while running items {spec['start']}-{end} of this map; "
+                "the next batch starts a new one"
+            ) from None
         finally:
             with relay.lock:
                 relay.running.pop(cid, None)

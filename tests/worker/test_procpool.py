@@ -15,7 +15,7 @@ from distributed import Nanny, Scheduler, SpecCluster
 
 import jupyter_remote
 from jupyter_remote.core import clusters
-from jupyter_remote.exceptions import RemoteCancelledError, RemoteTimeoutError
+from jupyter_remote.exceptions import RemoteCancelledError, RemoteTimeoutError, WorkerLostError
 from tests import wheelhouse
 from tests.conftest import wait_until
 
@@ -160,6 +160,20 @@ def test_a_child_stuck_in_c_code_is_killed_and_replaced(two_threads, tmp_path):
     out = jupyter_remote.function(spin, two_threads).map(range(4), target="processes",
                                                          errors="return")
     assert not {o[0] for o in out if not isinstance(o, Exception)} & set(pids)
+
+
+def test_a_child_that_dies_fails_the_map_naming_its_items(two_threads):
+    def die(x):
+        import os
+
+        if x == 3:
+            os._exit(7)
+        return x
+
+    with pytest.raises(WorkerLostError, match=r"pool exited \(code 7\) while running items 3-3"):
+        jupyter_remote.function(die, two_threads).map(range(4), target="processes",
+                                                      batch_size=4)
+    assert jupyter_remote.function(die, two_threads).map([0, 1], target="processes") == [0, 1]
 
 
 def test_the_pool_closes_with_the_worker():
