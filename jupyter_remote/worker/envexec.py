@@ -155,6 +155,15 @@ class EnvExecutor:
     def drop(self, call: str) -> None:
         self.tell("drop", call)
 
+    def hold(self) -> None:
+        """Count as busy until ``let_go()`` (see :func:`executor`)."""
+        with self._count_lock:
+            self.busy += 1
+
+    def let_go(self) -> None:
+        with self._count_lock:
+            self.busy -= 1
+
     def pickled(self, call: str) -> dict[str, bytes]:
         """The values ``call`` bound in this process, as bytes, left there for their takes."""
         reply = self.request({"op": "pickled", "call": call})
@@ -168,17 +177,19 @@ _executors_lock = threading.Lock()
 
 
 def executor(env: envstore.Env, cwd: str | None) -> EnvExecutor:
-    """This worker's process for ``env`` in ``cwd``, started if needed."""
+    """This worker's process for ``env`` in ``cwd``, started if needed, counted busy for the
+    caller (who calls ``let_go()`` after its request): between here and the request, another
+    thread closing idle processes (max-processes, the size cap) must not close it."""
     key = (env.key, cwd)
     with _executors_lock:
         found = _executors.get(key)
-        if found is not None and found.alive:
-            return found
-        worker = context.current_worker()
-        found = EnvExecutor(env, cwd, lambda topic, event: worker.log_event(topic, event))
-        _executors[key] = found
-        state.at_close(close_all)
-        _retire_idle(keep=key)
+        if found is None or not found.alive:
+            worker = context.current_worker()
+            found = EnvExecutor(env, cwd, lambda topic, event: worker.log_event(topic, event))
+            _executors[key] = found
+            state.at_close(close_all)
+            _retire_idle(keep=key)
+        found.hold()
         return found
 
 
@@ -231,11 +242,14 @@ def run_in_env(data: bytes, dependencies: tuple[Any, ...]) -> Any:
         env = _prepare(spec, sink, worker.address)
         cwd = envstore.workdir(spec)
         ex = executor(env, cwd)
-        reply = ex.request(
-            {"op": "run", "meta": meta, "body": body, "deps": _pickled(dependencies),
-             "info": _info(spec, env, cwd, worker.address)},
-            on_interrupt=lambda: ex.tell("interrupt", call) if ex is not None else None,
-        )
+        try:
+            reply = ex.request(
+                {"op": "run", "meta": meta, "body": body, "deps": _pickled(dependencies),
+                 "info": _info(spec, env, cwd, worker.address)},
+                on_interrupt=lambda: ex.tell("interrupt", call) if ex is not None else None,
+            )
+        finally:
+            ex.let_go()
         state.stopped(call)
     except RemoteTaskError as exc:
         state.stopped(call)
