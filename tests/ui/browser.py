@@ -48,6 +48,10 @@ def set_theme(page, dark: bool) -> None:
         }""",
         arg=dark,
     )
+    # ... and until the colours' transitions have ended (pictures and contrast checks).
+    page.wait_for_function(
+        "() => document.getAnimations().every(a => a.playState !== 'running')"
+    )
 
 
 def axe_violations(page, selector: str, rules: tuple[str, ...] = ()) -> list[dict]:

@@ -9,7 +9,6 @@ state in both themes (artifacts), and axe-core over the notebook in both themes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from datetime import datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.browser import artifacts_dir, axe_violations, describe, set_theme
+from tests.ui.browser import axe_violations, describe, set_theme
 from tests.ui.conftest import write_notebook
 
 pytestmark = pytest.mark.slow
@@ -62,26 +61,6 @@ GATED = (
     "    time.sleep(0.05)\n"
     "gated = 1"
 )
-
-
-@pytest.fixture
-def artifacts(request):
-    return artifacts_dir(request.node.name)
-
-
-@pytest.fixture
-def step(page, artifacts):
-    @contextlib.contextmanager
-    def run(name: str):
-        try:
-            yield
-        except BaseException as exc:
-            shot = artifacts / f"failed-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(shot), full_page=True)
-            raise AssertionError(f"step {name!r} failed ({exc}); screenshot: {shot}") from exc
-
-    return run
 
 
 def run_cell(page, cell) -> None:
@@ -201,8 +180,15 @@ def test_the_notebook_widgets(lab, page, step, artifacts, tmp_path):
         card.locator(".jr-Card-toggle").click()
         calls = card.locator(".jr-Call")
         calls.filter(has_text="running").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(500)
-        # Finished cells that bound names (the first one, arr and total) are not listed.
+        # Finished cells that bound names (the first one, arr and total) are not listed:
+        # after the next refresh of the list, one call remains (a wrong list stays longer).
+        with page.expect_response(lambda r: "/jupyter-remote/api/clusters" in r.url):
+            pass
+        try:
+            page.wait_for_function("() => document.querySelectorAll("
+                                   "'.jr-Card .jr-Call').length === 1", timeout=15_000)
+        except Exception:
+            pass
         assert calls.count() == 1, [calls.nth(i).inner_text() for i in range(calls.count())]
         page.locator('.jp-SideBar [data-id="jupyter-remote-sidebar"]').click()  # close it
 
@@ -211,12 +197,10 @@ def test_the_notebook_widgets(lab, page, step, artifacts, tmp_path):
         for dark in (False, True):
             theme = "dark" if dark else "light"
             set_theme(page, dark)
-            page.wait_for_timeout(300)
             for i, what in ((1, "done"), (2, "failed"), (3, "cancelled"), (4, "map"),
                             (5, "ref-card"), (8, "running")):
                 # In the middle of the view: axe cannot judge what the toolbar covers.
                 cells.nth(i).evaluate("e => e.scrollIntoView({block: 'center'})")
-                page.wait_for_timeout(100)
                 cells.nth(i).screenshot(path=str(artifacts / f"{what}-{theme}.png"))
                 if readme and what == "done":
                     name = "cell-dark.png" if dark else "cell.png"

@@ -283,7 +283,6 @@ def test_sidebar_creates_scales_uses_and_shuts_down_a_cluster(lab, page, step, a
             theme = "dark" if dark else "light"
             set_theme(page, dark)
             call.wait_for()
-            page.wait_for_timeout(300)  # let the theme's transition settle for the picture
             shots.append(artifacts / f"sidebar-{theme}.png")
             sidebar_shot(page, shots[-1])
             shots.append(artifacts / f"lab-{theme}.png")

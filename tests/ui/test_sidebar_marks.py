@@ -112,7 +112,6 @@ def test_the_sidebar_marks_the_clusters_and_environments_of_the_notebook(
             theme = "dark" if dark else "light"
             set_theme(page, dark)
             card_of(page, "lab-used", active="true").wait_for()
-            page.wait_for_timeout(300)  # let the theme's transition settle for the picture
             shots.append(artifacts / f"marks-{theme}.png")
             sidebar_shot(page, shots[-1])
             check_a11y(page, theme)
