@@ -66,9 +66,11 @@ def main() -> None:
 
     whole = timed(lambda: _done(f.remote(x)))  # f(x) on the worker holding x
     split = timed(lambda: _done(f.split(x, get=False)))
+    ceiling = _ceiling(cluster.client, cols, opts, timed)
     print(f"1. {opts.mb} MB array, {opts.passes} passes: f(x) on one worker {whole:.2f} s, "
           f"f.split(x) over the cluster {split:.2f} s: {whole / split:.2f}x faster "
-          f"(load average {os.getloadavg()[0]:.2f})")
+          f"(load average {os.getloadavg()[0]:.2f}); the machine's ceiling now, raw Dask "
+          f"with the halves already on their workers: {ceiling:.2f}x")
     # The same from a notebook array (a new one each time: a call shares a big argument
     # once per content, so a repeat would not send it again).
     import numpy as np
@@ -91,6 +93,30 @@ def main() -> None:
           f"sum(map(...)) {plain * 1000:.0f} ms, {back_plain:,} B back")
     print(f"load average {os.getloadavg()}")
     clusters.close_all()
+
+
+def _ceiling(client, cols, opts, timed):
+    """What two workers give over one right now (other work on the machine included): the
+    function on the whole on one worker vs on two halves already on two workers, raw Dask,
+    nothing cut, moved or pasted."""
+    import numpy as np
+    from distributed import wait
+
+    fn = functools.partial(columnwise, passes=opts.passes)
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[:2]
+    whole = client.submit(np.ones, (2000, cols), workers=workers[:1], pure=False)
+    halves = [client.submit(np.ones, (2000, cols // 2), workers=[w], pure=False)
+              for w in workers]
+
+    def run(inputs):
+        out = [client.submit(fn, a, workers=[w], pure=False) for a, w in zip(inputs, workers)]
+        with client.as_current():
+            wait(out)  # all done, nothing moved or downloaded
+        return out
+
+    one = timed(lambda: run([whole]))
+    two = timed(lambda: run(halves))
+    return one / two
 
 
 def _done(ref):
