@@ -51,9 +51,11 @@ def spin(x):
 
 def test_items_run_in_child_processes_in_order_with_their_tags_and_errors(two_threads, capsys):
     worker_pids = set(two_threads.client.run(os.getpid).values())
-    f = jupyter_remote.function(spin, two_threads)
+    f = jupyter_remote.function(spin, two_threads, name="spin-progress")
     out = f.map(range(16), target="processes", errors="return")
     assert len(out) == 16
+    [log] = [log for log in two_threads.router.calls() if "spin-progress" in log.label]
+    assert (log.done, log.failed) == (16, 1)  # the children's progress, summed per batch
     assert isinstance(out[5], ValueError) and "item 5 is bad" in str(out[5])
     good = [o for o in out if not isinstance(o, Exception)]
     assert all(total == sum(i % 7 for i in range(300_000)) for _, total in good)
