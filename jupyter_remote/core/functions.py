@@ -308,8 +308,9 @@ def function(
         pip requirements (``"pkg==1.2"``, ``"git+URL@REF"``: pinned to the commit the ref
         names at each call), paths of local wheels or project folders: each call runs in an
         environment with them on top of the workers' own packages, built once per host and
-        cached by content (see ``docs/requirements.md``). For a function from git,
-        ``"repo:requirements.txt"`` names a requirements file inside its repository.
+        cached by content (see the README, "Requirements that travel with the code"). For a
+        function from git, ``"repo:requirements.txt"`` names a requirements file inside its
+        repository.
     name
         Name used in logs, for ``enqueue``'s queue and by ``.save()`` (default: the
         function's qualname). Without ``fn``: load the function saved under ``name``
