@@ -39,7 +39,7 @@ def resolve(
     *,
     base: str | None = None,
     pip_options: list[str] | str | None = None,
-    repo: tuple[str, str] | None = None,
+    repo: tuple[str, ...] | None = None,
 ) -> dict | None:
     """The env spec of a call, or ``None`` when it has no requirements and no files.
 
@@ -56,7 +56,7 @@ def resolve(
     pip_options
         Extra ``pip install`` options; default ``jupyter-remote.pip-options``.
     repo
-        ``(url, ref)`` of the call's function when it comes from git: ``repo:PATH``
+        ``(url, ref[, commit])`` of the call's function when it comes from git: ``repo:PATH``
         requirements name files in it. ``git+URL@REF`` requirements are pinned to the commit
         the ref names now (:mod:`jupyter_remote.core.gitreqs`).
     """

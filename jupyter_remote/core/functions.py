@@ -97,16 +97,33 @@ class RemoteFunction:
     @contextlib.contextmanager
     def _placed(self, label: str) -> Iterator[RemoteFunction]:
         """While inside, calls run only where ``workers``/``gpu`` allow; yields the function
-        with the resources to ask for (``gpu`` may add ``GPU: 1``)."""
+        with the resources to ask for (``gpu`` may add ``GPU: 1``), and with code from git
+        pinned to the commit its ref names now."""
+        here = self._pinned()
         if not self.workers and not self.gpu:
-            yield self
+            yield here
             return
         with placement.placed(self.cluster, self.workers, self.gpu, label,
                               self.resources) as resources:
-            placed = RemoteFunction.__new__(RemoteFunction)  # (copy.copy would follow
-            placed.__dict__.update(self.__dict__)  # __reduce__: a function on a worker)
+            placed = here._copy()
             placed.resources = dict(resources or {})
             yield placed
+
+    def _copy(self) -> RemoteFunction:
+        copied = RemoteFunction.__new__(RemoteFunction)  # (copy.copy would follow
+        copied.__dict__.update(self.__dict__)  # __reduce__: a function on a worker)
+        return copied
+
+    def _pinned(self) -> RemoteFunction:
+        """This function, its code from git pinned to the commit its ref names now."""
+        from jupyter_remote.core import sources
+
+        fn = sources.pinned(self.fn)
+        if fn is self.fn:
+            return self
+        copied = self._copy()
+        copied.fn = fn
+        return copied
 
     def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
         with self._placed(self._label()) as placed:
@@ -259,7 +276,8 @@ class RemoteFunction:
         client = cluster.client
         qname = f"jupyter-remote-queue-{self.name}"
         call = calls.Call(cluster, self._label("queued call"), "queued")
-        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        here = self._pinned()
+        spec = {"kind": "call", "fn": here.fn, "args": args, "kwargs": kwargs}
         with Lock(f"{qname}-lock", scheduler_rpc=client.scheduler, loop=client.loop):
             variable = Variable(qname, client=client)
             try:
@@ -267,7 +285,7 @@ class RemoteFunction:
             except TimeoutError:
                 previous = None
             stage = call.submit(spec, names=_arg_names(args, kwargs), resources=self.resources,
-                                fn=runner.run_queued, extra=[previous], env=self._env())
+                                fn=runner.run_queued, extra=[previous], env=here._env())
             variable.set(stage)
         future = client.submit(runner.unwrap, stage, key=f"remote-queued-{call.id}-value", pure=False)
         call.futures.append(future)

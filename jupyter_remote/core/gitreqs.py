@@ -29,14 +29,14 @@ _GIT = re.compile(r"^(?P<head>[A-Za-z0-9][A-Za-z0-9._\-\[\], ]*@\s*)?git\+"
                   r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>[^#;\s]*)(?P<tail>.*)$")
 
 
-def repo_of(fn: Any) -> tuple[str, str] | None:
+def repo_of(fn: Any) -> tuple[str, ...] | None:
     """``(url, ref)`` of a function from git (a ``CodeRef``, perhaps with bound keyword
-    arguments), else None."""
+    arguments), ``(url, ref, commit)`` once pinned for a call, else None."""
     while isinstance(fn, functools.partial):
         fn = fn.func
     url, ref = getattr(fn, "url", None), getattr(fn, "ref", None)
     if isinstance(fn, CodeRef) and isinstance(url, str) and isinstance(ref, str):
-        return url, ref
+        return (url, ref, fn.commit) if fn.commit else (url, ref)
     return None
 
 
@@ -58,9 +58,10 @@ def _no_repo(text: str) -> str:
 class Pins:
     """Pins the git requirements of one env spec (see the module's docstring)."""
 
-    def __init__(self, repo: tuple[str, str] | None):
-        self.repo = repo
-        self.repo_commit: str | None = None
+    def __init__(self, repo: tuple[str, ...] | None):
+        # (url, ref), and the commit when the call already pinned its function's code
+        self.repo = (repo[0], repo[1]) if repo else None
+        self.repo_commit: str | None = repo[2] if repo and len(repo) > 2 else None
 
     def arg(self, text: str) -> str | None:
         """The installer's argument for requirement ``text`` if it names git, else None."""

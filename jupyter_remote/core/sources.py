@@ -2,7 +2,10 @@
 
 - ``"git+URL@REF#path/in/repo.py:func"`` and the web form
   ``"https://github.com/OWNER/REPO/blob/REF/path/in/repo.py:func"``: loaded on the worker
-  from a checkout of the repository at REF (:mod:`jupyter_remote.worker.sources`);
+  from a checkout of the repository at the commit REF names when each call is made
+  (:func:`pinned`: one ``git ls-remote`` a call, a map or a split), so a moved branch is
+  followed by the next call and memoized results count by the commit
+  (:mod:`jupyter_remote.worker.sources`);
 - ``"package.module:func"``: imported on the worker (installed there, or through ``reqs=``);
 - ``"./file.py:func"`` (a path ending in ``.py``): a file next to the notebook, loaded here
   and sent by value like a notebook function.
@@ -10,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -18,6 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from jupyter_remote.worker import gitrepo
 from jupyter_remote.worker.sources import CodeRef
 
 _WEB = re.compile(r"^https://(?P<host>[^/]+)/(?P<owner>[^/]+)/(?P<repo>[^/]+)/blob/"
@@ -66,4 +71,15 @@ def _local_file(path: str, name: str, base: str) -> Callable[..., Any]:
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ValueError(f"{path!r} defines no function {name!r}")
+    return fn
+
+
+def pinned(fn: Any) -> Any:
+    """``fn`` with code from git pinned to the commit its ref names now (keyword arguments
+    bound with ``functools.partial`` kept); anything else as it is."""
+    if isinstance(fn, functools.partial):
+        inner = pinned(fn.func)
+        return fn if inner is fn.func else functools.partial(inner, *fn.args, **fn.keywords)
+    if isinstance(fn, CodeRef) and fn.url is not None and fn.ref is not None:
+        return fn.at(gitrepo.resolve(fn.url, fn.ref))
     return fn

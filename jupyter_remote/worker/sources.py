@@ -21,7 +21,7 @@ from typing import Any
 
 from jupyter_remote.worker import gitrepo
 
-_loaded: dict[str, Any] = {}
+_loaded: dict[tuple[str, str | None], Any] = {}
 _lock = threading.Lock()
 
 
@@ -33,31 +33,41 @@ class CodeRef:
     """A function known by where its code is; calling it loads it (once) and calls it."""
 
     def __init__(self, target: str, *, url: str | None = None, ref: str | None = None,
-                 path: str | None = None, module: str | None = None, name: str = ""):
+                 path: str | None = None, module: str | None = None, name: str = "",
+                 commit: str | None = None):
         self.target = target
         self.url, self.ref, self.path, self.module, self.name = url, ref, path, module, name
+        self.commit = commit  # the commit ``ref`` named when the call was made (git only)
         self.__qualname__ = self.__name__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.load()(*args, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (self.target, self.url, self.ref, self.path, self.module, self.name)
+        return _rebuild, (self.target, self.url, self.ref, self.path, self.module, self.name,
+                          self.commit)
 
     def __repr__(self) -> str:
-        return f"<code {self.target}>"
+        at = f" at {self.commit[:12]}" if self.commit else ""
+        return f"<code {self.target}{at}>"
+
+    def at(self, commit: str) -> CodeRef:
+        """This code at ``commit`` (what its ref names now)."""
+        return CodeRef(self.target, url=self.url, ref=self.ref, path=self.path,
+                       module=self.module, name=self.name, commit=commit)
 
     def load(self) -> Any:
-        with _lock:
-            found = _loaded.get(self.target)
+        with _lock:  # a moved branch is another commit: loaded again
+            key = (self.target, self.commit)
+            found = _loaded.get(key)
             if found is None:
-                found = _loaded[self.target] = self._find()
+                found = _loaded[key] = self._find()
             return found
 
     def _find(self) -> Any:
         if self.url is not None:
             assert self.ref is not None and self.path is not None
-            root = checkout(self.url, self.ref)
+            root = checkout(self.url, self.commit or self.ref)
             module = _import_file(root, self.path, f"{self.url}@{self.ref}")
         else:
             assert self.module is not None
@@ -73,8 +83,9 @@ class CodeRef:
 
 
 def _rebuild(target: str, url: str | None, ref: str | None, path: str | None,
-             module: str | None, name: str) -> CodeRef:
-    return CodeRef(target, url=url, ref=ref, path=path, module=module, name=name)
+             module: str | None, name: str, commit: str | None = None) -> CodeRef:
+    return CodeRef(target, url=url, ref=ref, path=path, module=module, name=name,
+                   commit=commit)
 
 
 def checkout(url: str, ref: str) -> str:

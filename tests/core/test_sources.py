@@ -40,6 +40,22 @@ def test_a_function_from_git_at_a_tag_and_at_a_branch(local, repo):
     assert jupyter_remote.function(f"git+{repo}@main#tools.py:scale", local)(5) == 15
 
 
+def test_a_moved_branch_is_followed_by_the_next_call(local, repo, tmp_path):
+    """Each call pins the commit its ref names then: the same function, on the same worker
+    processes, runs the new code once the branch moved (and a memoized call misses)."""
+    import dask
+
+    path = repo[len("file://"):]
+    f = jupyter_remote.function(f"git+{repo}@main#tools.py:scale", local)
+    with dask.config.set({"jupyter-remote.store.url": str(tmp_path / "store")}):
+        cached = jupyter_remote.function(f"git+{repo}@main#tools.py:scale", local, cache=True)
+        assert f(5) == 15 and f.map([1, 2]) == [3, 6] and cached(5) == 15
+        (tmp_path / "repo" / "pkg" / "helpers.py").write_text("FACTOR = 4\n")
+        _git("commit", "-q", "-am", "quadruple", cwd=path)
+        assert f(5) == 20 and f.map([1, 2]) == [4, 8]
+        assert cached(5) == 20  # another commit: another key
+
+
 @pytest.mark.parametrize(("where", "says"), [
     ("@nosuchref#tools.py:scale", "no branch or tag 'nosuchref'"),
     ("@v1#missing.py:scale", "there is no file 'missing.py'"),
