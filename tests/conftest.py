@@ -10,6 +10,7 @@ fail the run under CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -153,3 +154,24 @@ def unpickled_in(path: str) -> list[int]:
 
 
 pid = os.getpid
+
+
+@contextlib.contextmanager
+def spec_cluster(workers: dict[str, dict], name: str):
+    """A ``SpecCluster`` of Nanny workers (``{name: Nanny options}``), all on loopback,
+    connected as ``name``; closed on the way out."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    from jupyter_remote.core import clusters
+
+    spec = {w: {"cls": Nanny, "options": {"host": "127.0.0.1", **options}}
+            for w, options in workers.items()}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                               "dashboard_address": "127.0.0.1:0"}}
+    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
+        cluster = clusters.connect(sc.scheduler_address, name=name)
+        try:
+            cluster.client.wait_for_workers(len(spec), timeout=60)
+            yield cluster
+        finally:
+            cluster.close()

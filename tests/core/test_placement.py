@@ -4,28 +4,19 @@ calls, maps, splits and cells; names that match nothing fail at once, listing th
 from __future__ import annotations
 
 import pytest
-from distributed import Nanny, Scheduler, SpecCluster
 
 import jupyter_remote
-from jupyter_remote.core import cells, clusters
+from jupyter_remote.core import cells
 from jupyter_remote.exceptions import ResourceError
+from tests.conftest import spec_cluster
 
 
 @pytest.fixture(scope="module")
 def mixed():
     """One worker with the GPU resource ("gpu"), one without ("cpu")."""
-    spec = {
-        "gpu": {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1},
-                                          "host": "127.0.0.1"}},
-        "cpu": {"cls": Nanny, "options": {"nthreads": 1, "host": "127.0.0.1"}},
-    }
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
-                                               "dashboard_address": "127.0.0.1:0"}}
-    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
-        cluster = clusters.connect(sc.scheduler_address, name="placement-mixed")
-        cluster.client.wait_for_workers(2, timeout=60)
+    spec = {"gpu": {"nthreads": 1, "resources": {"GPU": 1}}, "cpu": {"nthreads": 1}}
+    with spec_cluster(spec, "placement-mixed") as cluster:
         yield cluster
-        cluster.close()
 
 
 def where(_=None):

@@ -11,13 +11,11 @@ import threading
 
 import psutil
 import pytest
-from distributed import Nanny, Scheduler, SpecCluster
 
 import jupyter_remote
-from jupyter_remote.core import clusters
 from jupyter_remote.exceptions import RemoteCancelledError, RemoteTimeoutError, WorkerLostError
 from tests import wheelhouse
-from tests.conftest import wait_until
+from tests.conftest import spec_cluster, wait_until
 
 house, installer = wheelhouse.house, wheelhouse.installer
 env_root, envs_cluster = wheelhouse.env_root, wheelhouse.envs_cluster
@@ -26,14 +24,8 @@ env_root, envs_cluster = wheelhouse.env_root, wheelhouse.envs_cluster
 @pytest.fixture(scope="module")
 def two_threads():
     """One worker (a Nanny's: a daemonic process) with two threads."""
-    spec = {"w": {"cls": Nanny, "options": {"nthreads": 2, "host": "127.0.0.1"}}}
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
-                                               "dashboard_address": "127.0.0.1:0"}}
-    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
-        cluster = clusters.connect(sc.scheduler_address, name="procpool-two-threads")
-        cluster.client.wait_for_workers(1, timeout=60)
+    with spec_cluster({"w": {"nthreads": 2}}, "procpool-two-threads") as cluster:
         yield cluster
-        cluster.close()
 
 
 def spin(x):
@@ -179,17 +171,11 @@ def test_a_child_that_dies_fails_the_map_naming_its_items(two_threads):
 
 
 def test_the_pool_closes_with_the_worker():
-    spec = {"w": {"cls": Nanny, "options": {"nthreads": 2, "host": "127.0.0.1"}}}
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1",
-                                               "dashboard_address": "127.0.0.1:0"}}
-    with SpecCluster(workers=spec, scheduler=scheduler) as sc:
-        cluster = clusters.connect(sc.scheduler_address, name="procpool-closing")
-        cluster.client.wait_for_workers(1, timeout=60)
+    with spec_cluster({"w": {"nthreads": 2}}, "procpool-closing") as cluster:
         f = jupyter_remote.function(spin, cluster)
         pids = {o[0] for o in f.map(range(8), target="processes", errors="return")
                 if not isinstance(o, Exception)}
         assert pids and all(_alive(pid) for pid in pids)
-        cluster.close()
     wait_until(lambda: not any(_alive(pid) for pid in pids), what="the pool's children to exit")
 
 
