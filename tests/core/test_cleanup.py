@@ -26,6 +26,9 @@ def test_free_drops_values_from_the_cluster_and_names_from_the_namespace(local):
     ns.update(result.bound)
     keys = {n: ns[n].key for n in "abc"}
     del result
+    # The takes reach the scheduler a moment after the cell returns (as any submit does).
+    wait_until(lambda: set(keys.values()) <= set(local.client.run_on_scheduler(_keys)),
+               what="the cell's values on the scheduler")
     assert cleanup.free(ns, ["a"]) == ["a"] and "a" not in ns
     wait_until(lambda: keys["a"] not in local.client.run_on_scheduler(_keys), what="a freed")
     assert keys["b"] in local.client.run_on_scheduler(_keys)
