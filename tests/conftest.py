@@ -64,14 +64,24 @@ def _private_registry():
 
 
 @pytest.fixture(scope="session")
-def local():
-    """The embedded ``local`` cluster, as a user gets it: started on first use."""
+def _embedded():
+    """Starts the embedded ``local`` cluster once for the session; closes every cluster."""
+    from jupyter_remote.core import clusters
+
+    _ = clusters.cluster("local").client
+    yield
+    clusters.close_all()
+
+
+@pytest.fixture
+def local(_embedded):
+    """The embedded ``local`` cluster, as a user gets it: the one ``%%remote`` uses now
+    (asked for again by each test: a test that shut it down leaves a fresh one behind)."""
     from jupyter_remote.core import clusters
 
     found = clusters.cluster("local")
-    _ = found.client  # start it now, once for the session
-    yield found
-    clusters.close_all()
+    _ = found.client
+    return found
 
 
 @pytest.fixture
@@ -80,7 +90,7 @@ def client(local):
 
 
 @pytest.fixture(scope="session")
-def shell(local):
+def shell(_embedded):
     from IPython.testing.globalipapp import start_ipython
 
     ip = start_ipython()
