@@ -204,12 +204,16 @@ def test_cancel_button_works_while_the_cell_waits(kernel, how):
 
 
 def test_cancel_button_on_queued_work_says_it_never_started(kernel):
-    spin = "%%remote --no-wait --out s\nimport time\nprint('busy')\nend = time.time() + 60\nwhile time.time() < end:\n    pass\ns = 1\n"
+    spin = ("%%remote --no-wait --out s --workers {}\nimport time\nprint('busy')\n"
+            "end = time.time() + 60\nwhile time.time() < end:\n    pass\ns = 1\n")
     ask = kernel.submit("from jupyter_remote.core import clusters\n"
-                        "print('threads', sum(clusters.cluster().client.nthreads().values()))")
+                        "for w, n in clusters.cluster().client.nthreads().items():\n"
+                        "    print('worker', w, n)")
     kernel.reply(ask)
-    threads = int(re.search(r"threads (\d+)", kernel.text(ask)).group(1))
-    busy = [kernel.submit(spin) for _ in range(threads)]
+    threads = re.findall(r"worker (\S+) (\d+)", kernel.text(ask))
+    # One spinning cell per thread, each pinned to its worker: left to Dask, two cells sent
+    # at once can both be placed on one worker (it guesses a cell takes milliseconds).
+    busy = [kernel.submit(spin.format(w)) for w, n in threads for _ in range(int(n))]
     busy_widgets = [kernel.call_widget(m) for m in busy]
     for w in busy_widgets:
         w.wait_value("lines", "busy")
