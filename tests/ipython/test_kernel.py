@@ -14,7 +14,9 @@ from tests.conftest import wait_until
 
 def execute(kc, code: str, timeout: float = 120) -> tuple[dict, str]:
     """Run code; return the reply content and everything it printed."""
-    msg_id = kc.execute(code)
+    # stop_on_error=False: see tests/widgets/kernel.py (a request sent right after a failed
+    # one could otherwise be aborted by ipykernel, unrun)
+    msg_id = kc.execute(code, stop_on_error=False)
     printed = []
     deadline = time.monotonic() + timeout
     while True:
@@ -52,7 +54,8 @@ def test_interrupt_cancels_the_remote_work(kernel, tmp_path):
     km, kc = kernel
     started = tmp_path / "started"
     msg_id = kc.execute(
-        f"%%remote\nimport time\nopen({str(started)!r}, 'w').close()\n"
+        stop_on_error=False,
+        code=f"%%remote\nimport time\nopen({str(started)!r}, 'w').close()\n"
         "for i in range(1200):\n    time.sleep(0.05)\nnever = 1\n"
     )
     # Interrupt once the cell is waiting on the cluster: its code runs on a worker.

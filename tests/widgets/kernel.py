@@ -75,7 +75,10 @@ class Kernel:
 
     # -- shell -----------------------------------------------------------------------------
     def submit(self, code: str) -> str:
-        return self.kc.execute(code, store_history=True)
+        # stop_on_error=False: after a failing cell, ipykernel aborts the requests that reach
+        # it before its "stop aborting" marker does, so a test's next cell, sent as soon as
+        # the failure's reply came, could come back 'aborted' without running.
+        return self.kc.execute(code, store_history=True, stop_on_error=False)
 
     def reply(self, msg_id: str, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
