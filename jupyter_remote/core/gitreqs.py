@@ -76,6 +76,10 @@ class Pins:
         path, at, ref = path.rpartition("@") if "@" in path else (path, "", "HEAD")
         url = f"{scheme}://{netloc}{slash}{path}"
         commit = gitrepo.resolve(url, ref or "HEAD")
+        if head and scheme == "file" and not netloc:
+            # pip before 24 refuses NAME @ git+file:///PATH (a URL with no host in a PEP 508
+            # requirement); file://localhost/PATH names the same repository for git and pip
+            url = f"file://localhost{slash}{path}"
         return f"{head}git+{url}@{commit}{tail}"
 
     def _repo_file(self, text: str) -> str:

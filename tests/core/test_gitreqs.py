@@ -70,10 +70,21 @@ def test_a_moved_branch_builds_a_new_environment_and_a_commit_reuses_one(
         assert at_tag() == (1, h1)
     spec = environments.resolve([f"git+{url}@v1#egg=jrgit", f"jrgit @ git+{url}",
                                  f"git+{url}@{first}"])
+    local = f"file://localhost{package_repo}"  # NAME @ git+file:///: see the next test
     assert spec["args"] == [f"git+{url}@{first}#egg=jrgit",
-                            f"jrgit @ git+{url}@{_head(package_repo)}",  # no ref: HEAD
+                            f"jrgit @ git+{local}@{_head(package_repo)}",  # no ref: HEAD
                             f"git+{url}@{first}"]
     assert spec["requirements"][0] == f"git+{url}@v1#egg=jrgit"  # as written, for messages
+
+
+def test_a_named_git_requirement_of_a_local_repository_installs(envs_cluster, house,
+                                                               package_repo):
+    """``NAME @ git+file:///PATH@REF``, which pip before 24 refuses as written."""
+    options = ["--no-index", "--find-links", house, "--no-build-isolation"]
+    with dask.config.set({"jupyter-remote.pip-options": options}):
+        f = jupyter_remote.function(value_and_env, envs_cluster,
+                                    reqs=[f"jrgit @ git+file://{package_repo}@v1"])
+        assert f()[0] == 1
 
 
 def test_a_git_requirement_that_cannot_be_resolved_fails_before_anything_runs(tmp_path,
