@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
 from typing import Any
 
+from jupyter_remote import config
 from jupyter_remote.worker import gitrepo
 from jupyter_remote.worker.sources import CodeRef
 
@@ -27,6 +30,32 @@ REPO_PREFIX = "repo:"
 # [NAME[extras] @ ]git+SCHEME://REST[#fragment][ ; marker]
 _GIT = re.compile(r"^(?P<head>[A-Za-z0-9][A-Za-z0-9._\-\[\], ]*@\s*)?git\+"
                   r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>[^#;\s]*)(?P<tail>.*)$")
+
+
+_seen: dict[tuple[str, str], tuple[float, str]] = {}  # (url, ref) -> (when, commit)
+_seen_lock = threading.Lock()
+
+
+def resolve(url: str, ref: str) -> str:
+    """The commit ``ref`` names at ``url``: :func:`gitrepo.resolve`, reused for
+    ``jupyter-remote.git.ref-ttl`` seconds for a remote repository (a loop of calls of a
+    function from a git host asks the host once, not once per call)."""
+    if gitrepo.is_commit(ref) or _is_local(url):
+        return gitrepo.resolve(url, ref)
+    ttl = float(config.get("git.ref-ttl", 10) or 0)
+    now = time.monotonic()
+    with _seen_lock:
+        when, commit = _seen.get((url, ref), (float("-inf"), ""))
+    if now - when < ttl:
+        return commit
+    commit = gitrepo.resolve(url, ref)
+    with _seen_lock:
+        _seen[(url, ref)] = (now, commit)
+    return commit
+
+
+def _is_local(url: str) -> bool:
+    return url.startswith("file:") or "://" not in url
 
 
 def repo_of(fn: Any) -> tuple[str, ...] | None:
@@ -75,7 +104,7 @@ class Pins:
         netloc, slash, path = rest.partition("/")
         path, at, ref = path.rpartition("@") if "@" in path else (path, "", "HEAD")
         url = f"{scheme}://{netloc}{slash}{path}"
-        commit = gitrepo.resolve(url, ref or "HEAD")
+        commit = resolve(url, ref or "HEAD")
         if head and scheme == "file" and not netloc:
             # pip before 24 refuses NAME @ git+file:///PATH (a URL with no host in a PEP 508
             # requirement); file://localhost/PATH names the same repository for git and pip
@@ -90,7 +119,7 @@ class Pins:
             raise ValueError(f"requirement {text!r}: expected repo:PATH, a file inside the "
                              "repository, such as repo:requirements.txt")
         if self.repo_commit is None:
-            self.repo_commit = gitrepo.resolve(*self.repo)
+            self.repo_commit = resolve(*self.repo)
         return f"{{{REPO_PREFIX}{path}}}"
 
     def spec(self) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from jupyter_remote.worker import gitrepo
+from jupyter_remote.core import gitreqs
 from jupyter_remote.worker.sources import CodeRef
 
 _WEB = re.compile(r"^https://(?P<host>[^/]+)/(?P<owner>[^/]+)/(?P<repo>[^/]+)/blob/"
@@ -81,5 +81,5 @@ def pinned(fn: Any) -> Any:
         inner = pinned(fn.func)
         return fn if inner is fn.func else functools.partial(inner, *fn.args, **fn.keywords)
     if isinstance(fn, CodeRef) and fn.url is not None and fn.ref is not None:
-        return fn.at(gitrepo.resolve(fn.url, fn.ref))
+        return fn.at(gitreqs.resolve(fn.url, fn.ref))
     return fn

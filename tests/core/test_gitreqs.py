@@ -136,3 +136,51 @@ def test_repo_requirements_without_a_git_source_fail_at_once():
         jupyter_remote.function(len, reqs=["repo:requirements.txt"])
     with pytest.raises(ValueError, match="does not come from git"):
         environments.resolve(["repo:requirements.txt"])  # %%remote --reqs repo:...
+
+
+@pytest.fixture
+def served(tmp_path, package_repo):
+    """``package_repo`` served by ``git daemon`` on 127.0.0.1 (a remote repository, here)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+         f"--port={port}", f"--base-path={package_repo.parent}", str(package_repo.parent)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"git://127.0.0.1:{port}/{package_repo.name}"
+    try:
+        from tests.conftest import wait_until
+
+        def answers():
+            return subprocess.run(["git", "ls-remote", url], capture_output=True,
+                                  timeout=30).returncode == 0
+
+        wait_until(answers, 30, "git daemon to serve the repository", every=0.1)
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+def test_a_remote_refs_commit_is_reused_for_ref_ttl_seconds(served, package_repo):
+    from jupyter_remote.core import gitreqs
+
+    first = _head(package_repo)
+    (package_repo / "jrgit" / "__init__.py").write_text("VALUE = 2\n")
+    with dask.config.set({"jupyter-remote.git.ref-ttl": 3600}):
+        assert gitreqs.resolve(served, "main") == first
+        _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two",
+             cwd=package_repo)
+        moved = _head(package_repo)
+        assert gitreqs.resolve(served, "main") == first  # not asked again within the TTL
+        local = f"file://{package_repo}"
+        assert gitreqs.resolve(local, "main") == moved  # a local repository: always asked
+        spec = environments.resolve([f"git+{served}@main"])
+        assert spec["args"] == [f"git+{served}@{first}"]
+    with dask.config.set({"jupyter-remote.git.ref-ttl": 0}):
+        assert gitreqs.resolve(served, "main") == moved  # 0: asked on every call
+    with dask.config.set({"jupyter-remote.git.ref-ttl": 3600}):
+        assert gitreqs.resolve(served, "main") == moved  # and remembered from then on
