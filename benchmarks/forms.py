@@ -10,7 +10,7 @@
    bytes received by the notebook process (psutil's counters of its sockets are not
    per-process here, so the bytes are the size of what each form hands back).
 
-    python benchmarks/forms.py [--mb 400] [--reps 3] [--passes 3]
+    python benchmarks/forms.py [--mb 400] [--reps 3] [--passes 3] [--work sqrt|sin]
 """
 
 from __future__ import annotations
@@ -23,13 +23,18 @@ import statistics
 import time
 
 
-def columnwise(x, passes=3):
-    """Work per column: a few passes over the data."""
+def columnwise(x, passes=3, work="sqrt"):
+    """Work per column: a few passes over the data. ``sqrt`` is bound by memory bandwidth
+    (two cores share it, so two workers give less than 2x even with nothing moved); ``sin``
+    by the cores' arithmetic."""
     import numpy as np
 
     out = np.empty_like(x)
     for _ in range(passes):
-        out[:] = np.sqrt(np.abs(x)) * 1.0001
+        if work == "sin":
+            np.sin(x, out=out)
+        else:
+            out[:] = np.sqrt(np.abs(x)) * 1.0001
     return out
 
 
@@ -40,6 +45,9 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3,
                     help="passes of the column-wise function over the data (compute per byte: "
                     "the pieces' transfers and the paste cost the same whatever it is)")
+    ap.add_argument("--work", choices=("sqrt", "sin"), default="sqrt",
+                    help="what each pass computes: sqrt is bound by memory bandwidth, sin by "
+                    "the cores (see columnwise)")
     opts = ap.parse_args()
 
     import jupyter_remote
@@ -50,8 +58,8 @@ def main() -> None:
     cols = opts.mb * 2**20 // 8 // 2000
     made = cells.run_cell(f"import numpy as np\nx = np.ones((2000, {cols}))\n", {}, cluster)
     x = made.refs["x"]
-    f = jupyter_remote.function(functools.partial(columnwise, passes=opts.passes), cluster,
-                                name="columnwise")
+    work = functools.partial(columnwise, passes=opts.passes, work=opts.work)
+    f = jupyter_remote.function(work, cluster, name="columnwise")
 
     def timed(fn, setup=None):
         times = []
@@ -67,7 +75,7 @@ def main() -> None:
     whole = timed(lambda: _done(f.remote(x)))  # f(x) on the worker holding x
     split = timed(lambda: _done(f.split(x, get=False)))
     ceiling = _ceiling(cluster.client, cols, opts, timed)
-    print(f"1. {opts.mb} MB array, {opts.passes} passes: f(x) on one worker {whole:.2f} s, "
+    print(f"1. {opts.mb} MB array, {opts.passes} passes of {opts.work}: f(x) on one worker {whole:.2f} s, "
           f"f.split(x) over the cluster {split:.2f} s: {whole / split:.2f}x faster "
           f"(load average {os.getloadavg()[0]:.2f}); the machine's ceiling now, raw Dask "
           f"with the halves already on their workers: {ceiling:.2f}x")
@@ -102,7 +110,7 @@ def _ceiling(client, cols, opts, timed):
     import numpy as np
     from distributed import wait
 
-    fn = functools.partial(columnwise, passes=opts.passes)
+    fn = functools.partial(columnwise, passes=opts.passes, work=opts.work)
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[:2]
     whole = client.submit(np.ones, (2000, cols), workers=workers[:1], pure=False)
     halves = [client.submit(np.ones, (2000, cols // 2), workers=[w], pure=False)

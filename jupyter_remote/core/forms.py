@@ -99,14 +99,14 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
     deadline = None if timeout is None else time.monotonic() + timeout
     env = function._env()
     homes = _homes(call.cluster, parts, as_future(x) if remote else None, function)
+    cuts = _cuts(call, x, axis, parts) if remote else []
     results: list[Any] = []
     for index in range(parts):
         if max_parallel and index >= max_parallel:  # at most N pieces run at once
             calls.wait(call, [results[index - max_parallel]], timeout=_left(call, deadline),
                        on_lines=view.on_lines)
-        if remote:  # cut where the value is; the piece (not the whole) goes to its worker
-            piece = call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
-                                 "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
+        if remote:
+            piece = cuts[index]
         else:
             piece = _sent(call, pieces.cut(x, axis, index, parts), homes, index)
         spec = {"kind": "piece", "fn": function.fn, "x": piece}
@@ -120,6 +120,17 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
     [value] = calls.wait(call, [], fetch=[whole], timeout=_left(call, deadline),
                          on_lines=view.on_lines)
     return value
+
+
+def _cuts(call: calls.Call, x: Any, axis: int, parts: int) -> list[Any]:
+    """The pieces of a ref's value, cut where the value is (the piece, not the whole, goes
+    to its worker). All cuts go first and before any piece's work: they run on the worker
+    holding the value, and a cut queued behind a piece's work there would hold every other
+    worker's piece back until that work is done."""
+    with dask.annotate(priority=1):
+        return [call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
+                             "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
+                for index in range(parts)]
 
 
 def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,38 @@ def test_split_of_a_ref_spreads_its_pieces_over_every_worker(local):
     worker_pids = set(local.client.run(__import__("os").getpid).values())
     out = jupyter_remote.function(pid_columns).split(made.refs["x"])  # a piece per thread
     assert set(np.unique(out)) == worker_pids
+
+
+def test_the_pieces_of_a_ref_all_run_at_once(local, tmp_path):
+    """Every piece's cut runs before any piece's work on the worker holding the ref: a cut
+    queued there behind a piece's work would hold the other workers' pieces back until that
+    work ended (a split as slow as one worker). Each piece here waits, bounded, for all the
+    others to start: one held back leaves a piece that saw fewer than all."""
+    threads = local.total_threads()
+    made = cells.run_cell(f"import numpy as np\nx = np.zeros((1000, 2000 * {threads}))\n",
+                          {}, local)  # 16 MB a thread: Dask cuts it where it is
+    folder = str(tmp_path)
+
+    def meet(a, folder=folder, threads=threads):
+        import os
+        import time
+        import uuid
+
+        import numpy as np
+
+        open(os.path.join(folder, uuid.uuid4().hex), "w").close()
+        deadline = time.monotonic() + 20
+        while len(os.listdir(folder)) < threads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return np.full(a.shape, len(os.listdir(folder)))
+
+    assert threads >= 2
+    f = jupyter_remote.function(meet)
+    for attempt in range(4):  # the wrong order is a race: give it a few chances to show
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        out = f.split(made.refs["x"])
+        assert out.min() == threads, attempt  # no piece ended before all had started
 
 
 def test_split_of_a_big_local_array_sends_each_piece_to_its_worker(local):
