@@ -54,6 +54,23 @@ def current_worker() -> Any:
         return None
 
 
+THREADS_VARIABLE = "JUPYTER_REMOTE_WORKER_THREADS"
+
+
+def worker_threads() -> int:
+    """The threads of the Dask worker this code runs for: its own in a worker; in an
+    environment's process, those of the worker that started it (:data:`THREADS_VARIABLE`,
+    set by :mod:`jupyter_remote.worker.envexec`); else the CPUs this process may use."""
+    worker = current_worker()
+    nthreads = getattr(getattr(worker, "state", None), "nthreads", None)
+    if nthreads:
+        return int(nthreads)
+    inherited = os.environ.get(THREADS_VARIABLE, "")
+    if inherited.isdigit() and int(inherited) > 0:
+        return int(inherited)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def worker_address() -> str:
     """The address of the Dask worker running this code, or "" outside a worker."""
     worker = current_worker()

@@ -17,6 +17,7 @@ their ``take`` tasks collect them (the executor is their :class:`~.state.Holder`
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 import subprocess
 import threading
@@ -57,6 +58,7 @@ class EnvExecutor:
         self.proc = subprocess.Popen(
             [env.python, "-u", "-m", "jupyter_remote.worker.envchild", env.path or ""],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=cwd or None,
+            env={**os.environ, context.THREADS_VARIABLE: str(context.worker_threads())},
         )
         self.exit_code: int | None = None
         threading.Thread(target=self._read, name=f"env-{env.key}-reader", daemon=True).start()

@@ -24,7 +24,6 @@ new one.
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -206,11 +205,12 @@ _pool_lock = threading.Lock()
 
 
 def pool() -> ProcessPool:
-    """This process's pool (sized to the worker's threads), started on first use."""
+    """This process's pool (sized to the worker's threads, in an environment's process
+    too), started on first use."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPool(_threads())
+            _pool = ProcessPool(context.worker_threads())
             state.at_close(close)
         return _pool
 
@@ -222,14 +222,6 @@ def close() -> None:
         found, _pool = _pool, None
     if found is not None:
         found.close()
-
-
-def _threads() -> int:
-    worker = context.current_worker()
-    nthreads = getattr(getattr(worker, "state", None), "nthreads", None)
-    if nthreads:
-        return int(nthreads)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def run_items(fn: Any, args: Any, star: bool, start: int, spec: dict[str, Any],
