@@ -157,6 +157,33 @@ def async_raise(thread_id: int, exc_type: type[BaseException]) -> bool:
     return bool(hit == 1)
 
 
+# -- CPython: ast.parse -------------------------------------------------------------------
+def parse(source: str, filename: str = "<unknown>") -> Any:
+    """``ast.parse(source, filename)``, past a CPython bug.
+
+    CPython 3.11.0-3.11.7 and 3.12.0 (gh-106905, fixed in 3.11.8 and 3.12.1) can raise a
+    spurious ``SystemError: AST constructor recursion depth mismatch`` in a process with
+    other threads (a worker, a kernel, the test run here once in eight loaded runs). Feature
+    test: none needed; the error names itself. Fallback: parse once more with the garbage
+    collector paused (no finalizer runs in the middle); a second failure is raised.
+    """
+    import ast
+    import gc
+
+    try:
+        return ast.parse(source, filename=filename)
+    except SystemError as exc:
+        if "recursion depth mismatch" not in str(exc):
+            raise
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, filename=filename)
+    finally:
+        if paused:
+            gc.enable()
+
+
 # -- ipykernel: subshells ------------------------------------------------------------------
 def can_route_comm(comm: Any) -> bool:
     """Whether ``comm``'s messages can be routed to a subshell of its kernel.

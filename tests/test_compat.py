@@ -151,3 +151,14 @@ def test_never_steal_keeps_a_prefix_off_work_stealing(local):
 
     assert local.client.run_on_scheduler(stolen_never)  # set when the notebook connected
     assert _compat.never_steal("remote-take-test") is True
+
+
+def test_parse_is_ast_parse_and_names_the_culprit_of_a_syntax_error():
+    """The ast.parse of every cell and of the layout check (past CPython gh-106905)."""
+    import ast
+
+    tree = _compat.parse("x = 1\ny = x + 1\n", "<cell>")
+    assert ast.dump(tree) == ast.dump(ast.parse("x = 1\ny = x + 1\n"))
+    with pytest.raises(SyntaxError) as caught:
+        _compat.parse("x = (\n", "<cell 7>")
+    assert caught.value.filename == "<cell 7>"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_remote._compat import parse
+
 PACKAGE = Path(__file__).parent.parent / "jupyter_remote"
 FORBIDDEN_IN_CORE = {"IPython", "ipywidgets", "ipykernel", "jupyter_server", "tornado"}
 EDGES = {"ipython", "widgets", "server"}
@@ -17,7 +19,7 @@ EDGES = {"ipython", "widgets", "server"}
 
 def imports_of(path: Path) -> set[str]:
     """Every module a file imports, at module level or inside functions."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path.read_text(), filename=str(path))
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -39,7 +41,7 @@ def test_core_imports_no_ipython_widgets_or_server_code():
 def test_edges_do_not_import_each_other_at_module_level():
     for edge in EDGES:
         for path in (PACKAGE / edge).rglob("*.py"):
-            tree = ast.parse(path.read_text())
+            tree = parse(path.read_text())
             for node in tree.body:  # module level only: inside functions is allowed
                 names = []
                 if isinstance(node, ast.ImportFrom) and node.module:
@@ -82,7 +84,7 @@ def _package_imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse(path.read_text())):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]

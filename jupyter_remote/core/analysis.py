@@ -14,6 +14,8 @@ import functools
 import symtable
 from dataclasses import dataclass, field
 
+from jupyter_remote._compat import parse
+
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -187,7 +189,7 @@ def analyze(source: str, filename: str = "<cell>") -> CellAnalysis:
 
     Raises ``SyntaxError`` when the source does not parse, with the cell's own line numbers.
     """
-    tree = ast.parse(source, filename=filename)
+    tree = parse(source, filename=filename)
     walker = _TopLevel()
     for stmt in tree.body:
         walker.visit(stmt)

@@ -17,6 +17,7 @@ import time
 import types
 from typing import Any
 
+from jupyter_remote._compat import parse
 from jupyter_remote.exceptions import RemoteCancelledError
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import pack_exception
@@ -55,7 +56,7 @@ def run_cell(spec: dict[str, Any], worker: str) -> dict[str, Any]:
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     ns.update(spec["inputs"])
 
-    tree = ast.parse(source, filename=filename)
+    tree = parse(source, filename=filename)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
