@@ -7,6 +7,7 @@ so building them needs neither a network nor a build backend.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -106,14 +107,10 @@ def env_root(tmp_path_factory, installer):
     return str(tmp_path_factory.mktemp(f"envs-{installer}"))  # each installer builds its own
 
 
-@pytest.fixture(scope="module")
-def envs_cluster(house, env_root, installer):
-    """Two worker processes; the environments root and the installer reach them through
-    the environment."""
-    from distributed import LocalCluster
-
-    from jupyter_remote.core import clusters
-
+@contextlib.contextmanager
+def env_settings(house, env_root, installer):
+    """The environments root, the installer and the wheelhouse, here and (through the
+    environment) for the worker processes started inside."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DASK_JUPYTER_REMOTE__ENVIRONMENTS__ROOT", env_root)
         mp.setenv("DASK_JUPYTER_REMOTE__ENVIRONMENTS__INSTALLER", installer)
@@ -123,9 +120,20 @@ def envs_cluster(house, env_root, installer):
             "jupyter-remote.environments.installer": installer,
             "jupyter-remote.pip-options": ["--no-index", "--find-links", house],
         }):
-            lc = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                              dashboard_address="127.0.0.1:0")
-            found = clusters.connect(lc.scheduler_address, f"envs-test-{os.path.basename(env_root)}")
-            yield found
-            found.close()
-            lc.close()
+            yield
+
+
+@pytest.fixture(scope="module")
+def envs_cluster(house, env_root, installer):
+    """Two worker processes of two threads, with :func:`env_settings`."""
+    from distributed import LocalCluster
+
+    from jupyter_remote.core import clusters
+
+    with env_settings(house, env_root, installer):
+        lc = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                          dashboard_address="127.0.0.1:0")
+        found = clusters.connect(lc.scheduler_address, f"envs-test-{os.path.basename(env_root)}")
+        yield found
+        found.close()
+        lc.close()

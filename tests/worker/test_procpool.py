@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 
-import dask
 import psutil
 import pytest
 
@@ -219,15 +218,8 @@ def test_the_pool_of_an_environments_process_is_sized_to_its_workers_threads(
     """A pool started in an environment's process (``reqs=``) has a child per thread of
     the worker that runs it, as in the worker itself, not one per CPU of the machine: a
     one-thread worker's batch runs in one child, whatever the machine."""
-    env = {"DASK_JUPYTER_REMOTE__ENVIRONMENTS__ROOT": env_root,
-           "DASK_JUPYTER_REMOTE__ENVIRONMENTS__INSTALLER": installer}
-    with pytest.MonkeyPatch.context() as mp, dask.config.set({
-            "jupyter-remote.environments.root": env_root,
-            "jupyter-remote.environments.installer": installer,
-            "jupyter-remote.pip-options": ["--no-index", "--find-links", house]}):
-        for name, value in env.items():
-            mp.setenv(name, value)
-        with spec_cluster({"w": {"nthreads": 1}}, "procpool-one-thread-env") as cluster:
-            f = jupyter_remote.function(pid_after_a_while, cluster, reqs=["jrtoy==2.0"])
-            pids = f.map(range(16), target="processes", batch_size=16)
+    with wheelhouse.env_settings(house, env_root, installer), \
+            spec_cluster({"w": {"nthreads": 1}}, "procpool-one-thread-env") as cluster:
+        f = jupyter_remote.function(pid_after_a_while, cluster, reqs=["jrtoy==2.0"])
+        pids = f.map(range(16), target="processes", batch_size=16)
     assert len(set(pids)) == 1, pids
