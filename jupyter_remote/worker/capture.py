@@ -101,7 +101,7 @@ class Sink:
         schedule: Callable[[Callable[[], Any]], None],
     ):
         self.call = call
-        self.index: int | None = None
+        self._items: tuple[int, list[Any]] | None = None  # a plain batch's (start, values)
         self._emit = emit
         self._schedule = schedule
         self._lock = threading.Lock()
@@ -129,7 +129,7 @@ class Sink:
 
     def add(self, line: LogLine) -> None:
         with self._lock:
-            index = self._index()
+            index = self.index
             if index is not None:
                 line["index"] = index
             self._pending.append(line)
@@ -179,14 +179,24 @@ class Sink:
 
     def _line(self, stream: Stream, text: str, t: float) -> LogLine:
         line: LogLine = {"stream": stream, "text": text, "t": t}
-        index = self._index()
+        index = self.index
         if index is not None:
             line["index"] = index
         return line
 
-    def _index(self) -> int | None:
+    def follow(self, start: int | None, values: list[Any] | None = None) -> None:
+        """Tag lines with the item a plain batch runs: ``start + len(values)``, as the
+        batch appends each item's value to ``values`` (None, None: no batch runs)."""
+        self._items = None if start is None or values is None else (start, values)
+
+    @property
+    def index(self) -> int | None:
+        """The map item that writes now (None: not a map's batch)."""
         concurrent = item_index.get()
-        return self.index if concurrent is None else concurrent
+        if concurrent is not None:
+            return concurrent
+        items = self._items
+        return None if items is None else items[0] + len(items[1])
 
     def _kick(self) -> None:
         if not self._scheduled:
