@@ -12,18 +12,17 @@ Parts (``--parts``, default all):
 - ``workers``: cProfile switched on inside each worker's task thread (one thread per worker
   on the embedded cluster: a task that enables a profiler leaves it enabled on that thread),
   and py-spy sampling each worker process for the whole map (task thread + event loop).
-- ``large``: one batch of 13 arrays of 10 MiB (what automatic batching makes of 100 on two
-  threads): the package's payload pickling vs how Dask ships the same arrays.
 - ``cpu``: CPU seconds (user + system, psutil) of each process during an unprofiled map:
   the notebook, the scheduler, each worker.
 - ``timeline``: a second client polls the scheduler during the map: when the first batch
   task appears, when every batch is computed, and when the map returns.
-- ``micro``: the same steps, in this process, on one batch, timed one by one (best of 5):
-  build the items, pickle the payload (the package's pickler, then plain cloudpickle and
-  plain pickle of the same data), unpickle it on the "worker", run the batch loop, pickle
-  the results as Dask does, unpickle them and assemble the result list. This is the only
-  part that imports package internals; it finds them in ``jupyter_remote.core`` (before the
-  restructuring) or ``jupyter_remote.wire``/``jupyter_remote.worker`` (after).
+- ``micro``: one batch of today's path, step by step in this process (best of 5): pickle the
+  batch (items a ``range``, then a list), open it on the "worker", run it
+  (``worker.kinds.run_batch``, against bare ``map`` and list-comprehension loops), pickle its
+  ``BatchResult`` once as for the event stream, unpickle it and extend the result list.
+- ``large``: the same pickling for one batch of 13 arrays of 10 MiB (what automatic
+  batching made of 100 on two threads; big buffers out of band) against Dask's own
+  serialization of the arrays.
 
 Prints µs per item for each step and the top functions of each profile; ``--out DIR`` keeps
 the raw profiles (``.pstats``, py-spy's collapsed stacks).
@@ -35,10 +34,8 @@ import argparse
 import collections
 import contextlib
 import cProfile
-import importlib
 import io
 import os
-import pickle
 import pstats
 import shutil
 import subprocess
@@ -363,27 +360,6 @@ def part_workers(fn, client, n: int, opts, outdir: str) -> None:
 
 
 # -- micro: the steps one by one -----------------------------------------------------------
-def _internal(*candidates: str):
-    for name in candidates:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise ImportError(f"none of {candidates} imports")
-
-
-def _find(*candidates: tuple[str, str]):
-    """The first of (module, attribute) that exists: internals move between layouts."""
-    for module, attr in candidates:
-        try:
-            value = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            continue
-        if value is not None:
-            return value
-    return None
-
-
 def best_of(fn, reps: int = 5) -> float:
     times = []
     for _ in range(reps):
@@ -394,156 +370,82 @@ def best_of(fn, reps: int = 5) -> float:
 
 
 def part_micro(n_batch: int, opts) -> None:
+    """One batch of today's path, each step timed alone in this process: the notebook pickles
+    the batch (its items a ``range`` or a list), the worker opens it and runs the items
+    (``run_batch``: C ``map`` strides), pickles the ``BatchResult`` once for the event
+    stream, and the notebook unpickles it into the result list."""
     import cloudpickle
 
-    payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
-    runner = _internal("jupyter_remote.worker.runner", "jupyter_remote.core.runner")
-    as_future = _find(("jupyter_remote.wire.payload", "as_future"),
-                      ("jupyter_remote.wire.payload", "_as_future"),
-                      ("jupyter_remote.core.payload", "_as_future"))
-    run_batch = _find(("jupyter_remote.worker.kinds", "run_batch"),
-                      ("jupyter_remote.worker.runner", "_run_batch"),
-                      ("jupyter_remote.core.runner", "_run_batch"))
-    sink_cls = _find(("jupyter_remote.worker.capture", "Sink"), ("jupyter_remote.core.logs", "Sink"))
+    from jupyter_remote.wire import payload
+    from jupyter_remote.worker import capture, kinds
+
     _say(f"\n== micro: one batch of {n_batch:,} items, each step in this process (best of 5), "
-         f"µs per item   [{payload.__name__}, {runner.__name__}]")
+         "µs per item")
     rows: list[tuple[str, float]] = []
 
     def row(label: str, seconds: float) -> None:
         rows.append((label, seconds / n_batch * 1e6))
         _say(f"   {seconds / n_batch * 1e6:9.3f}  {label}")
 
-    xs = range(n_batch)
-    items = [(i, tuple(a), {}) for i, a in enumerate(zip(xs))]  # what starmap builds
-    row("notebook: build items [(i, tuple(args), {})] from zip(range)",
-        best_of(lambda: [(i, tuple(a), {}) for i, a in enumerate(zip(xs))]))
-    spec = {"kind": "batch", "fn": inc, "items": items, "batch": 0, "call": "c" * 12,
-            "topic": "jupyter-remote-x"}
-    data, deps = payload.dumps(spec)
-    row("notebook: payload.dumps(batch spec)  [_DependencyPickler, persistent_id per object]",
-        best_of(lambda: payload.dumps(spec)))
-    row("   same spec, plain cloudpickle.dumps (no persistent_id)",
-        best_of(lambda: cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)))
-    row("   same items, plain pickle.dumps", best_of(lambda: pickle.dumps(items, protocol=5)))
-    row("   only the arguments as one list, pickle.dumps(list(xs))",
-        best_of(lambda: pickle.dumps(list(xs), protocol=5)))
-    # how many persistent_id calls one batch costs
-    calls = [0]
-    orig = payload._DependencyPickler.persistent_id
-
-    def counting(self, obj):
-        calls[0] += 1
-        return orig(self, obj)
-
-    payload._DependencyPickler.persistent_id = counting
-    try:
-        payload.dumps(spec)
-    finally:
-        payload._DependencyPickler.persistent_id = orig
-    _say(f"             ({calls[0]:,} persistent_id calls for {n_batch:,} items: "
-         f"{calls[0] / n_batch:.1f} per item; {len(data) / n_batch:.1f} bytes per item)")
-    if as_future is not None:
-        row("   _as_future(obj) alone, over the objects of the items",
-            best_of(lambda: [as_future(o) for it in items for o in (it, it[0], it[1], it[1][0], it[2])]))
-
-    row("worker: payload.loads(data)", best_of(lambda: payload.loads(data, tuple(deps))))
-    opened = payload.loads(data, tuple(deps))
-    sink = _make_sink(sink_cls) if sink_cls is not None else None
-    if sink is not None and run_batch is not None:
-        row("worker: runner._run_batch(spec, sink)  [per item: sink.index, try, append, monotonic]",
-            best_of(lambda: run_batch(opened, sink)))
-        row("worker: runner.execute(spec, sink, ...)  [+ logs.capture, state events]",
-            best_of(lambda: runner.execute(dict(opened), sink, "")))
-    row("   bare loop: [(True, fn(*a, **kw)) for _, a, kw in items]",
-        best_of(lambda: [(True, inc(*a, **kw)) for _, a, kw in items]))
-    row("   bare loop: [fn(x) for x in xs]", best_of(lambda: [inc(x) for x in xs]))
-    results = [(True, x + 1) for x in xs]
-    row("worker: pickle.dumps(results) as one block  [list of (True, value)]",
-        best_of(lambda: pickle.dumps(results, protocol=5)))
-    row("   results as one plain list of values, pickle.dumps",
-        best_of(lambda: pickle.dumps([x + 1 for x in xs], protocol=5)))
-    blob = pickle.dumps(results, protocol=5)
-    row("notebook: pickle.loads(results)", best_of(lambda: pickle.loads(blob)))
-    # What Dask really does with a task's result when the notebook gathers it: the worker
-    # answers get_data with {key: to_serialize(value)}; a list value is serialized element by
-    # element (distributed.protocol.serialize iterates lists, tuples, sets and dicts).
-    from distributed.protocol import dumps as msg_dumps
-    from distributed.protocol import loads as msg_loads
-    from distributed.protocol import to_serialize
-
-    def dask_roundtrip(value):
-        frames = msg_dumps({"status": "OK", "data": {"k": to_serialize(value)}})
-        return frames
-
-    frames = dask_roundtrip(results)
-    row("worker: Dask's get_data serialization of the results list  [per element!]",
-        best_of(lambda: dask_roundtrip(results)))
-    row("notebook: Dask's deserialization of that message",
-        best_of(lambda: msg_loads(frames)))
-    _say(f"             ({len(frames):,} frames for {n_batch:,} items)")
-    frames_b = dask_roundtrip(blob)
-    row("   same results pickled to one bytes block first: Dask serialization",
-        best_of(lambda: dask_roundtrip(pickle.dumps(results, protocol=5))))
-    row("   ... and deserialization + pickle.loads",
-        best_of(lambda: pickle.loads(msg_loads(frames_b)["data"]["k"])))
-
-    def assemble():
-        out = []
-        for ok, value in results:
-            if ok:
-                out.append(value)
-        return out
-
-    row("notebook: assemble the result list (starmap's loop)", best_of(assemble))
+    sink = capture.Sink("c" * 12, lambda event: None, lambda fn: None)
+    opened = {}
+    for name, args in (("range", range(n_batch)), ("list", list(range(n_batch)))):
+        spec = {"kind": "batch", "fn": inc, "args": args, "start": 0, "star": False,
+                "batch": 0, "seconds": 0.5, "call": "c" * 12, "topic": "t", "stream": True}
+        data, deps = payload.dumps(spec)
+        indent = "" if name == "range" else "   "
+        row(f"{indent}notebook: payload.dumps(batch), items a {name} ({len(data) / n_batch:.2f} "
+            "B/item)", best_of(lambda: payload.dumps(spec)))
+        row(f"{indent}worker: payload.loads(batch), items a {name}",
+            best_of(lambda: payload.loads(data, tuple(deps))))
+        opened[name] = payload.loads(data, tuple(deps))
+    row("worker: kinds.run_batch  [C map strides, errors and tags kept]",
+        best_of(lambda: kinds.run_batch(opened["range"], sink)))
+    xs = opened["range"]["args"]
+    row("   bare: list(map(fn, xs))", best_of(lambda: list(map(inc, xs))))
+    row("   bare: [fn(x) for x in xs]", best_of(lambda: [inc(x) for x in xs]))
+    result = kinds.run_batch(opened["range"], sink)
+    row("worker: BatchResult pickled once (for the event stream)",
+        best_of(lambda: result.small(1 << 40)))
+    blob = result.small(1 << 40)
+    _say(f"             ({len(blob) / n_batch:.2f} bytes per item)")
+    row("notebook: cloudpickle.loads(results)", best_of(lambda: cloudpickle.loads(blob)))
+    values = cloudpickle.loads(blob).values
+    row("notebook: results.extend(values)", best_of(lambda: [].extend(values)))
     total = sum(us for label, us in rows if not label.startswith("   "))
     _say(f"   {total:9.3f}  sum of the package's steps (indented rows are comparisons)")
 
 
 def part_micro_large(count: int, opts) -> None:
-    """Large items: what one batch of 10 MB arrays costs to pickle, vs how Dask ships arrays."""
+    """Large items: what one batch of 10 MiB arrays costs to pickle (big buffers out of band,
+    as ``Call.submit`` sends them), against how Dask ships the same arrays."""
     import numpy as np
     from distributed.protocol import dumps as msg_dumps
     from distributed.protocol import loads as msg_loads
     from distributed.protocol import to_serialize
 
-    payload = _internal("jupyter_remote.wire.payload", "jupyter_remote.core.payload")
+    from jupyter_remote.wire import payload
+
     arrays = [np.full(10 * 2**20 // 8, i, dtype=np.float64) for i in range(count)]
     nbytes = sum(a.nbytes for a in arrays)
     _say(f"\n== micro, large items: one batch of {count} arrays of 10 MiB ({nbytes / 2**20:.0f} MiB), "
          "MiB/s of input (best of 3)")
-    items = [(i, (a,), {}) for i, a in enumerate(arrays)]
-    spec = {"kind": "batch", "fn": inc, "items": items, "batch": 0, "call": "c" * 12,
-            "topic": "jupyter-remote-x"}
+    spec = {"kind": "batch", "fn": inc, "args": arrays, "start": 0, "star": False, "batch": 0,
+            "call": "c" * 12, "topic": "jupyter-remote-x"}
 
     def row(label: str, seconds: float) -> None:
         _say(f"   {nbytes / seconds / 2**20:9.0f} MiB/s  {seconds * 1e3:8.1f} ms  {label}")
 
-    data, deps = payload.dumps(spec)
-    row(f"notebook: payload.dumps(batch) -> {len(data) / 2**20:.0f} MiB of bytes (arrays copied in)",
-        best_of(lambda: payload.dumps(spec), 3))
-    row("worker: payload.loads(bytes) (arrays copied out)", best_of(lambda: payload.loads(data, ()), 3))
-    row("Dask message of the payload bytes: dumps", best_of(lambda: msg_dumps({"x": to_serialize(data)}), 3))
+    buffers: list = []
+    data, _ = payload.dumps(spec, None, buffers)
+    row(f"notebook: payload.dumps(batch) -> {len(data):,} B + {len(buffers)} buffers out of band",
+        best_of(lambda: payload.dumps(spec, None, []), 3))
+    frames = payload.Frames(data, buffers)
+    row("worker: payload.loads (buffers not copied)", best_of(lambda: payload.loads(frames), 3))
     row("Dask message of the arrays themselves: dumps (zero-copy frames)",
         best_of(lambda: msg_dumps({"x": to_serialize(arrays)}), 3))
-    frames = msg_dumps({"x": to_serialize(arrays)})
-    row("   ... loads", best_of(lambda: msg_loads(frames), 3))
-    buffers: list = []
-    row("pickle protocol 5 with buffer_callback (out of band, no copy)",
-        best_of(lambda: (buffers.clear(), pickle.dumps(items, protocol=5, buffer_callback=buffers.append)), 3))
-
-
-def _make_sink(cls):
-    """A sink whose events go nowhere: Sink(call, emit, schedule) as of this writing."""
-    import inspect
-
-    try:
-        params = list(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        return None
-    if params[:3] == ["call", "emit", "schedule"]:
-        return cls("c" * 12, lambda event: None, lambda fn: None)
-    _say(f"   (logs.Sink{tuple(params)}: unknown signature, worker loop rows skipped)")
-    return None
+    message = msg_dumps({"x": to_serialize(arrays)})
+    row("   ... loads", best_of(lambda: msg_loads(message), 3))
 
 
 # -- main ----------------------------------------------------------------------------------
