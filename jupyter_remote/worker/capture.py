@@ -150,9 +150,11 @@ class Sink:
         self._emit({"call": self.call, "result": value})
         return True
 
-    def batch_result(self, batch: int, data: bytes) -> None:
-        """Send a map batch's pickled results after every line (see ``result``)."""
-        self._emit({"call": self.call, "result": {"batch": batch, "data": data}})
+    def batch_result(self, data: bytes, batch: int, done: int, failed: int) -> None:
+        """Send a map batch's pickled results after every line (see ``result``), with its
+        final progress (as ``state`` would send it) in the same event."""
+        self._emit({"call": self.call, "state": "running", "batch": batch, "done": done,
+                    "failed": failed, "result": {"batch": batch, "data": data}})
 
     def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
         """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""

@@ -192,7 +192,8 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
             stride = max(1, int(pos / max(time.monotonic() - began, 1e-6) * 0.02))  # ~20 ms
     finally:
         sink.follow(None)
-    sink.state("running", batch=spec["batch"], done=pos, failed=len(errors))
+    if not spec.get("stream"):  # else its final count rides with its results (runner.execute)
+        sink.state("running", batch=spec["batch"], done=pos, failed=len(errors))
     return payload.BatchResult(values, errors, time.monotonic() - began)
 
 

@@ -69,9 +69,14 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
         elif spec["kind"] == "batch" and spec.get("stream"):
             # Small results ride the call's stream too; the task keeps them until the
             # notebook releases it (or fetches them, should this event not arrive first).
+            # The batch's final count goes with them: one message less per batch.
             data = result.small(STREAM_LIMIT)
+            progress = {"batch": spec["batch"], "done": len(result.values),
+                        "failed": len(result.errors)}
             if data is not None:
-                sink.batch_result(spec["batch"], data)
+                sink.batch_result(data, **progress)
+            else:
+                sink.state("running", **progress)
         return result
     except RemoteTaskError as exc:
         state.stopped(call)

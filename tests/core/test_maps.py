@@ -216,3 +216,23 @@ def test_small_batch_results_ride_the_stream_and_big_ones_are_fetched(local):
     client = local.client
     assert sum(client.run(_sent_map_keys, small).values(), []) == []
     assert len(sum(client.run(_sent_map_keys, big).values(), [])) >= 1
+
+
+def test_a_streamed_batch_sends_its_final_count_with_its_results(local):
+    """One event per batch carries both its results and its final progress (a separate
+    progress event would cost a message each way); the call's counts stay right."""
+    def inv(x):
+        return 1 / (x % 500)
+
+    f = jupyter_remote.function(inv)
+    out = f.map(range(3_000), batch_size=1_000, errors="return")
+    assert sum(isinstance(v, ZeroDivisionError) for v in out) == 6
+    log = local.router.calls()[-1]
+    assert (log.done, log.failed) == (3_000, 6)
+    # (few failures: their tracebacks count towards the router's trimming of the topic)
+    events = [e for _, e in local.client.get_events(local.router.topic)
+              if e.get("call") == log.call and "batch" in e]
+    with_results = sorted((e["batch"], e["done"], e["failed"]) for e in events if "result" in e)
+    assert with_results == [(0, 1_000, 2), (1, 1_000, 2), (2, 1_000, 2)]
+    # any other progress event of a batch came before its end (a slow moment), never after
+    assert all(e["done"] < 1_000 for e in events if "result" not in e)
