@@ -199,6 +199,6 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
 
 def _calls(fn: Any, args: Any, begin: int, end: int, star: bool) -> Any:
     """The calls of ``fn`` on items ``begin:end`` of ``args``, as a lazy C ``map``."""
-    items = args[begin:end] if isinstance(args, (list, tuple, range)) else map(
+    items: Any = args[begin:end] if isinstance(args, (list, tuple, range)) else map(
         args.__getitem__, range(begin, end))
     return itertools.starmap(fn, items) if star else map(fn, items)
