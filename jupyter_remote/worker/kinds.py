@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-import itertools
 import linecache
 import time
 import types
@@ -143,9 +142,9 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
     """Call the function on each item of a batch of a map, for at most ``seconds``.
 
     ``args`` holds the items (``star``: argument tuples), the first at position ``start`` of
-    the map. The items run in strides of about 20 ms (measured as they go), each one a C
-    ``map`` that only calls the function (no per-item Python step: a trivial item costs
-    half of what a Python loop's does); an item that raises leaves its packed exception in
+    the map. The items run in strides of about 20 ms (measured as they go), each one a
+    generator that only calls the function, consumed by ``list.extend`` (no per-item
+    bookkeeping: a trivial item costs half of what the old loop's did); an item that raises leaves its packed exception in
     ``errors`` and the next stride starts after it. Log lines are tagged with the item's
     position. Between strides progress goes out (every 0.2 s), and once ``seconds`` have
     passed the batch ends early, its ``done`` items returned (the notebook sends the rest
@@ -181,12 +180,12 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
             if now - reported > 0.2:
                 reported = now
                 sink.state("running", batch=spec["batch"], done=pos, failed=len(errors))
-            try:  # C's map calls fn; extend keeps what it got if an item raises
+            try:  # extend keeps what it got if an item raises
                 values.extend(_calls(fn, args, pos, min(n, pos + stride), star))
             except RemoteCancelledError:
                 raise
             except Exception as exc:
-                errors[len(values)] = pack_exception(exc).args[0]
+                errors[len(values)] = pack_exception(_raised(exc)).args[0]
                 values.append(None)
             pos = len(values)
             stride = max(1, int(pos / max(time.monotonic() - began, 1e-6) * 0.02))  # ~20 ms
@@ -198,7 +197,21 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
 
 
 def _calls(fn: Any, args: Any, begin: int, end: int, star: bool) -> Any:
-    """The calls of ``fn`` on items ``begin:end`` of ``args``, as a lazy C ``map``."""
+    """The calls of ``fn`` on items ``begin:end`` of ``args``, as a generator: as quick as a
+    C ``map`` on 3.11 (the call is inlined), and unlike ``map`` it never takes an item's
+    ``StopIteration`` for the end of the items (it raises it as a ``RuntimeError``)."""
     items: Any = args[begin:end] if isinstance(args, (list, tuple, range)) else map(
         args.__getitem__, range(begin, end))
-    return itertools.starmap(fn, items) if star else map(fn, items)
+    return (fn(*item) for item in items) if star else (fn(item) for item in items)
+
+
+def _raised(exc: Exception) -> BaseException:
+    """What an item raised: its ``StopIteration``, not the ``RuntimeError`` that the
+    generator of :func:`_calls` made of it (PEP 479); any other exception as it is."""
+    if type(exc) is RuntimeError and isinstance(exc.__cause__, StopIteration):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:  # raised by _calls
+            return exc.__cause__
+    return exc

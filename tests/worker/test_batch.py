@@ -1,5 +1,5 @@
 """A map's batch on the worker (``kinds.run_batch``), run in this process with a sink that
-keeps what it sends: the items run in C ``map`` strides, so errors must land on the item
+keeps what it sends: the items run in strides consumed by ``list.extend``, so errors must land on the item
 that raised, every line must carry the item that wrote it, and a batch cut short by its
 time must return exactly the items it ran."""
 
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import time
 
+from jupyter_remote.exceptions import RemoteTaskError
 from jupyter_remote.wire.events import unpack
+from jupyter_remote.wire.failures import unpack_exception
 from jupyter_remote.worker import capture, kinds
 
 
@@ -76,3 +78,24 @@ def test_a_batch_out_of_time_returns_exactly_the_items_it_ran():
     assert sorted(result.errors) == [x for x in range(done) if x % 4 == 1]
     progress = [e for e in events if e.get("state") == "running"]
     assert progress[-1]["done"] == done and progress[-1]["failed"] == len(result.errors)
+
+
+def test_an_item_raising_stopiteration_fails_that_item_only():
+    """``map`` would take an item's StopIteration for the end of the items (the batch then
+    ran that item again and again); it must fail that item, and a RuntimeError the function
+    raises itself must stay one."""
+    sink, events, scheduled = _sink()
+
+    def item(x):
+        if x == 3:
+            return next(iter([]))  # StopIteration, as an empty iterator's next() raises
+        if x == 5:
+            raise RuntimeError("mine") from StopIteration()
+        return x
+
+    result = kinds.run_batch(_batch(item, list(range(8)), seconds=5), sink)
+    assert result.values == [0, 1, 2, None, 4, None, 6, 7]
+    assert sorted(result.errors) == [3, 5]
+    assert type(unpack_exception(RemoteTaskError(result.errors[3]))) is StopIteration
+    mine = unpack_exception(RemoteTaskError(result.errors[5]))
+    assert type(mine) is RuntimeError and "mine" in str(mine)
