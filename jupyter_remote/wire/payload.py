@@ -143,8 +143,14 @@ class Frames:
         self.data = data
         self.buffers = buffers
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return Frames, (self.data, self.buffers)
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Every hop pickles the payload again (the scheduler too): opened, the buffers are
+        # plain memoryviews, which pickle cannot take out of band, so they would travel
+        # inside the bytes from the scheduler on (two copies of each on the worker).
+        # Wrapped as PickleBuffers they stay frames of their own on every hop.
+        if isinstance(protocol, int) and protocol >= 5:
+            return Frames, (self.data, [pickle.PickleBuffer(b) for b in self.buffers])
+        return Frames, (self.data, [bytes(b) for b in self.buffers])
 
 
 def loads(data: bytes | Frames, dependencies: tuple[Any, ...] = ()) -> Any:

@@ -122,3 +122,35 @@ def test_the_scheduler_never_needs_user_code(tmp_path):
     finally:
         sys.path.remove(str(pkg))
         sys.modules.pop("workeronly_mod", None)
+
+
+def test_big_buffers_stay_out_of_band_on_every_hop():
+    """The scheduler opens a task's payload and pickles it again for the worker: its big
+    buffers must stay frames of their own there too, never copied into the bytes."""
+    import numpy as np
+    from distributed.protocol import dumps as dask_dumps, loads as dask_loads
+    from distributed.protocol.serialize import ToPickle
+
+    array = np.arange(2 * payload.OUT_OF_BAND // 8, dtype=np.float64)
+    buffers: list = []
+    data, _ = payload.dumps({"args": [array]}, None, buffers)
+    assert len(data) < 1000 and len(buffers) == 1
+    hop = payload.Frames(data, buffers)
+    for _ in range(3):  # notebook -> scheduler -> worker, and once more
+        frames = dask_dumps({"task": ToPickle(hop)})
+        assert max(len(memoryview(f)) for f in frames[:-1]) < 1000  # the headers stay small
+        assert len(memoryview(frames[-1])) == array.nbytes  # the array: a frame of its own
+        hop = dask_loads(frames)["task"]
+    assert (payload.loads(hop)["args"][0] == array).all()
+
+
+def test_frames_pickle_with_older_protocols_too():
+    import pickle
+
+    import numpy as np
+
+    array = np.arange(2 * payload.OUT_OF_BAND // 8, dtype=np.float64)
+    buffers: list = []
+    data, _ = payload.dumps([array], None, buffers)
+    opened = pickle.loads(pickle.dumps(payload.Frames(data, buffers), protocol=4))
+    assert (payload.loads(opened)[0] == array).all()
