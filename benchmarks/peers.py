@@ -20,10 +20,16 @@ and stops itself. Raw Dask figures use the very ``distributed.Client`` the packa
    vs raw ``client.map`` + ``gather`` (small n only: it runs at a few hundred tasks/s).
 3. large items: map over 10 MB numpy arrays, ``f`` returning ``arr.sum()`` and returning the
    array, vs ``client.map`` + ``gather`` on the same arrays, in bytes/s of input.
-4. during the largest map: peak RSS growth of this (the notebook's) process, sampled every
-   10 ms, vs the size of the result list (``sys.getsizeof`` of the list and its items); and
-   the round trip of other calls meanwhile: a second ``distributed.Client`` (another
-   notebook) and ``jupyter_remote.function(g)(1)`` from a second thread.
+4. one more map of the largest n, from a generator, run before that size's timed maps
+   (whose freed results would otherwise hide its growth): peak RSS growth of this (the
+   notebook's) process, sampled every 10 ms, vs the size of the result list
+   (``sys.getsizeof`` of the list and its items); and the round trip of other calls
+   meanwhile: a second ``distributed.Client`` (another notebook) and
+   ``jupyter_remote.function(g)(1)`` from a second thread.
+
+Every timed map, ours and ipyparallel's alike, starts after ``--settle`` seconds of idle
+(default 0.1): the work a map leaves behind (ipyparallel's hub recording its tasks, our
+releases) would otherwise land on the next one's clock, whichever it is.
 
 Every loop is bounded in count and in time (a map has a timeout; a section stops repeating
 when its time budget is spent); both clusters are stopped on the way out, even on failure
@@ -275,7 +281,8 @@ def bench_roundtrip(p: Peers, opts, results: dict) -> None:
 
 
 # -- 2. map of trivial items (+ 4. memory and other calls during the largest) ---------------
-def _timed_ipp_map(p: Peers, n: int, c: int, timeout: float) -> float:
+def _timed_ipp_map(p: Peers, n: int, c: int, timeout: float, settle: float) -> float:
+    time.sleep(settle)
     t = perf()
     ar = p.lview.map_async(inc, range(n), chunksize=c)
     try:
@@ -322,27 +329,26 @@ def bench_map(p: Peers, opts, results: dict) -> None:
             skipped: dict[int, str] = {}
             raw: list[float] = []
             instrument = n == max(opts.ns) and "memory" in opts.only
+            if instrument:  # first, before the other maps of this size have grown the heap
+                t, mem = _instrumented_map(p, fn, n, opts)
+                row["memory_and_others"] = mem
             for r in range(reps):
                 if r and sec.left() <= 0:
                     break
-                # ours (the last rep of the largest n is the instrumented one: see below)
-                if instrument and r == reps - 1:
-                    t, mem = _instrumented_map(p, fn, n, opts)
-                    row["memory_and_others"] = mem
-                else:
-                    gc.collect()
-                    t0 = perf()
-                    got = fn.map(range(n), timeout=opts.map_timeout)
-                    t = perf() - t0
-                    assert len(got) == n and got[0] == 1 and got[-1] == n, "map: wrong results"
-                    del got
+                gc.collect()
+                time.sleep(opts.settle)
+                t0 = perf()
+                got = fn.map(range(n), timeout=opts.map_timeout)
+                t = perf() - t0
+                assert len(got) == n and got[0] == 1 and got[-1] == n, "map: wrong results"
+                del got
                 ours.append(t)
                 # ipyparallel, each chunksize
                 for c in opts.chunksizes:
                     if n / c > opts.max_ipp_tasks:
                         skipped[c] = f"n/c = {n // c} tasks > {opts.max_ipp_tasks}"
                         continue
-                    ipp[c].append(_timed_ipp_map(p, n, c, opts.map_timeout))
+                    ipp[c].append(_timed_ipp_map(p, n, c, opts.map_timeout, opts.settle))
                 # raw Dask, small n only
                 if n <= opts.raw_max_n and r < opts.raw_reps:
                     raw.append(_timed_dask_map(p, n, opts.map_timeout))
@@ -370,7 +376,9 @@ def bench_map(p: Peers, opts, results: dict) -> None:
 
 
 def _instrumented_map(p: Peers, fn, n: int, opts) -> tuple[float, dict]:
-    """One map of ``n`` items with the RSS sampler and the other-call probes running."""
+    """One map of ``n`` items from a generator (read as the batches go out, never held
+    whole), with the RSS sampler and the other-call probes running; not one of the timed
+    maps."""
     from distributed import Client
 
     other = Client(p.client.scheduler.address, set_as_default=False, timeout=30)
@@ -393,7 +401,7 @@ def _instrumented_map(p: Peers, fn, n: int, opts) -> tuple[float, dict]:
         busy.start()
         t0 = perf()
         try:
-            got = fn.map(range(n), timeout=opts.map_timeout)
+            got = fn.map((i for i in range(n)), timeout=opts.map_timeout)
         finally:
             t = perf() - t0
             busy.stop.set()
@@ -416,6 +424,8 @@ def _instrumented_map(p: Peers, fn, n: int, opts) -> tuple[float, dict]:
     growth = sampler.peak - sampler.base
     mem = {
         "n": n,
+        "input": "generator",
+        "seconds": round(t, 3),
         "rss_before_mib": round(sampler.base / 2**20, 1),
         "rss_peak_growth_mib": round(growth / 2**20, 1),
         "result_list_mib": round(size / 2**20, 1),
@@ -474,6 +484,7 @@ def bench_large(p: Peers, opts, results: dict) -> None:
                 break
             for name, fn in cases.items():
                 gc.collect()
+                time.sleep(opts.settle)
                 t = perf()
                 fn()
                 times[name].append(perf() - t)
@@ -550,7 +561,7 @@ def report(results: dict) -> None:
         m = r.get("memory_and_others")
         if not m:
             continue
-        print(f"\n4. during the {m['n']:,}-item map")
+        print(f"\n4. during a {m['n']:,}-item map from a generator ({m.get('seconds', float('nan')):.2f} s)")
         print(f"   notebook RSS: {m['rss_before_mib']} MiB before, peak growth "
               f"{m['rss_peak_growth_mib']} MiB; result list {m['result_list_mib']} MiB "
               f"-> growth is {m['rss_growth_x_result']}x the result list")
@@ -577,6 +588,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--chunksizes", default="100,500,5000,50000")
     ap.add_argument("--json", action="store_true", help="print the JSON results to stdout too")
     ap.add_argument("--out", help="JSON file (default benchmarks/results/peers-<date>.json; '-': none)")
+    ap.add_argument("--settle", type=float, default=0.1,
+                    help="idle seconds before every timed map, ours and ipyparallel's alike "
+                         "(default 0.1; 0: back to back)")
     ap.add_argument("--max-seconds", type=float, help="abort the whole run after this (default 1500, quick 300)")
     opts = ap.parse_args(argv)
     q = opts.quick
@@ -585,14 +599,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     opts.only = {s.strip() for s in opts.only.split(",") if s.strip()}
     opts.rt_reps, opts.rt_warmup = (40, 5) if q else (200, 20)
     opts.map_reps = (lambda n: 1 if n >= 100_000 else 2) if q else (
-        lambda n: 1 if n >= 1_000_000 else 3 if n >= 100_000 else 5)
+        lambda n: 3 if n >= 1_000_000 else 7 if n >= 100_000 else 9)
     opts.raw_max_n = 1000 if q else 10_000
     opts.raw_reps = 1
     opts.max_ipp_tasks = 2000
     opts.map_timeout = 120 if q else 600
     opts.large_count = 20 if q else 100
     opts.large_reps = 1 if q else 3
-    opts.probe_period = 0.1
+    opts.probe_period = 0.01  # a million items take well under a second now
     opts.probe_idle = 20 if q else 50
     opts.budget_roundtrip = 20 if q else 90
     opts.budget_map = 90 if q else 900
