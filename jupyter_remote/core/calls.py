@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cloudpickle
 import dask
 
 from jupyter_remote import config, on_scheduler
@@ -232,6 +233,7 @@ def wait(
     *,
     fetch: Sequence[Any] = (),
     result_event: bool = False,
+    decode: Callable[[Any], Any] | None = None,
     timeout: float | None = None,
     on_lines: Callable[[list[logs.LogLine]], None] | None = None,
 ) -> list[Any]:
@@ -239,14 +241,15 @@ def wait(
 
     The values are fetched on the client's event loop as each one finishes (one hop less
     than ``future.result()`` from this thread). With ``result_event``, the first value may
-    instead arrive as a ``result`` event on the call's stream (sent after its last line).
+    instead arrive as a ``result`` event on the call's stream (sent after its last line),
+    opened by ``decode`` if given (should that fail, the value is fetched instead).
     Log lines reach ``on_lines`` in the calling thread as they arrive. A failure raises the
     user-facing exception; a timeout or an interrupt cancels the call and raises.
     """
     fetch = list(fetch)
     others = [f for f in (call.futures if futures is None else futures) if f not in fetch]
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    _listen(call, fetch, inbox, result_event, on_lines)
+    _listen(call, fetch, inbox, result_event, on_lines, decode)
     for future in others:
         future.add_done_callback(lambda f: inbox.put((DONE, None, True, None)))
     client = call.cluster.client
@@ -268,7 +271,8 @@ def wait(
 
 
 def _listen(call: Call, fetch: list[Any], inbox: queue.SimpleQueue[Any], result_event: bool,
-            on_lines: Callable[[list[logs.LogLine]], None] | None) -> None:
+            on_lines: Callable[[list[logs.LogLine]], None] | None,
+            decode: Callable[[Any], Any] | None = None) -> None:
     """Lines (and, with ``result_event``, the first value) of ``call`` into ``inbox``."""
     if not result_event:
         if on_lines is not None:
@@ -282,8 +286,12 @@ def _listen(call: Call, fetch: list[Any], inbox: queue.SimpleQueue[Any], result_
         if lines and on_lines is not None:
             inbox.put(lines)
         if log.result is not None and not sent.is_set():
+            try:
+                value = log.result if decode is None else decode(log.result)
+            except Exception:  # fetched from the worker instead, once the task is done
+                return
             sent.set()
-            inbox.put((DONE, 0, True, log.result))
+            inbox.put((DONE, 0, True, value))
 
     call.log.listen(on_event, replay=True)
 
@@ -321,6 +329,12 @@ def _collect(call: Call, inbox: queue.SimpleQueue[Any], n_fetch: int, n_others: 
             on_lines(item)
     drain(inbox, on_lines)
     return values
+
+
+def streamed_value(result: Any) -> Any:
+    """A call's value sent on its stream (``{"value": pickled}``, see the worker's
+    ``runner.execute``)."""
+    return cloudpickle.loads(result["value"])
 
 
 async def fetch_value(future: Any, index: Any, inbox: queue.SimpleQueue[Any],

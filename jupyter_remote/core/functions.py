@@ -125,11 +125,12 @@ class RemoteFunction:
         copied.fn = fn
         return copied
 
-    def _call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
+    def _call(self, args: tuple, kwargs: dict, stream: bool = False) -> tuple[calls.Call, Any]:
         with self._placed(self._label()) as placed:
-            return placed._submit_call(args, kwargs)
+            return placed._submit_call(args, kwargs, stream)
 
-    def _submit_call(self, args: tuple, kwargs: dict) -> tuple[calls.Call, Any]:
+    def _submit_call(self, args: tuple, kwargs: dict,
+                     stream: bool = False) -> tuple[calls.Call, Any]:
         call = calls.Call(self.cluster, self._label(), "call")
         env = self._env()
         from jupyter_remote.core.share import share_large  # big arguments cross once
@@ -143,7 +144,8 @@ class RemoteFunction:
                                       names=_arg_names(args, kwargs),
                                       resources=self.resources, env=env)
             return call, future
-        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs}
+        # stream: a small value comes back on the call's stream (see calls.wait)
+        spec = {"kind": "call", "fn": self.fn, "args": args, "kwargs": kwargs, "stream": stream}
         future = call.submit(spec, names=_arg_names(args, kwargs), resources=self.resources, env=env)
         return call, future
 
@@ -159,10 +161,11 @@ class RemoteFunction:
         """Run remotely and return the value; the remote output prints here meanwhile."""
         view = views.function_view()
         views.announce(view, self.cluster)
-        call, future = self._call(args, kwargs)
+        call, future = self._call(args, kwargs, stream=True)
         view.start(call)
         try:
-            [value] = calls.wait(call, [], fetch=[future], on_lines=view.on_lines)
+            [value] = calls.wait(call, [], fetch=[future], result_event=True,
+                                 decode=calls.streamed_value, on_lines=view.on_lines)
         except BaseException:
             call.finish("failed")
             view.finish(call)

@@ -343,8 +343,11 @@ class LogRouter:
             log.feed(msg)
         packed = msg.get("packed")
         self._since_trim += len(packed["text"]) if packed else len(msg.get("lines") or ())
-        if isinstance(msg.get("result"), dict) and "data" in msg["result"]:
-            self._since_trim += len(msg["result"]["data"]) // 64  # a map batch's results
+        result = msg.get("result")
+        if isinstance(result, dict):  # a map batch's results, a call's value: bytes held
+            blob = result.get("data") or result.get("value")
+            if isinstance(blob, bytes):
+                self._since_trim += len(blob) // 64
         if self._since_trim >= self.trim_lines and not self._trimming:
             self._trimming = True  # this runs on the client's event loop
             self._since_trim = 0

@@ -261,15 +261,24 @@ class BatchResult:
     def small(self, limit: int) -> bytes | None:
         """These results pickled, if they take at most ``limit`` bytes and hold no large
         buffer (arrays go the usual way, out of band); else None."""
-        large: list[pickle.PickleBuffer] = []
+        return small_pickle(self, limit)
+
+
+def small_pickle(value: Any, limit: int) -> bytes | None:
+    """``value`` pickled, if it takes at most ``limit`` bytes and holds no large buffer
+    (those go the usual way, out of band); else None (also when it does not pickle)."""
+    large: list[pickle.PickleBuffer] = []
+    try:
+        data = pickle.dumps(value, protocol=5, buffer_callback=large.append)
+        if b"__main__" in data:  # classes of the notebook's own: by value, as Dask would
+            raise pickle.PicklingError("by value")
+    except Exception:
+        large.clear()
         try:
-            data = pickle.dumps(self, protocol=5, buffer_callback=large.append)
+            data = cloudpickle.dumps(value, protocol=5, buffer_callback=large.append)
         except Exception:
-            try:
-                data = cloudpickle.dumps(self, protocol=5, buffer_callback=large.append)
-            except Exception:
-                return None
-        return None if large or len(data) > limit else data
+            return None
+    return None if large or len(data) > limit else data
 
 
 def _sizeof_batch(result: BatchResult) -> int:

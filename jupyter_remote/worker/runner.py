@@ -13,6 +13,8 @@ Whatever user code raises leaves as :class:`RemoteTaskError` holding plain bytes
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_remote.exceptions import RemoteTaskError, WorkerLostError
@@ -21,6 +23,7 @@ from jupyter_remote.wire.failures import pack_exception
 from jupyter_remote.worker import capture, context, kinds, state
 
 STREAM_LIMIT = 256 * 1024  # a map batch's results up to this size also ride its event stream
+VALUE_LIMIT = 64 * 1024  # ... and a waited-for call's value up to this size
 
 
 def run(data: bytes | payload.Frames, *dependencies: Any) -> Any:
@@ -77,6 +80,12 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
                 sink.batch_result(data, **progress)
             else:
                 sink.state("running", **progress)
+        elif spec["kind"] == "call" and spec.get("stream"):
+            # A small value the notebook waits for rides the stream as well (one round trip
+            # less than fetching it); the task keeps it until the notebook releases it.
+            data = _small_value(result)
+            if data is not None:
+                sink.result({"value": data}, limit=2 * VALUE_LIMIT)
         return result
     except RemoteTaskError as exc:
         state.stopped(call)
@@ -86,6 +95,21 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
         error = pack_exception(exc)
     error.__context__ = None
     raise error
+
+
+def _small_value(value: Any) -> bytes | None:
+    """``value`` pickled if it is small (see :data:`VALUE_LIMIT`); else None."""
+    size: Callable[[Any], Any]
+    try:
+        from dask.sizeof import sizeof as size  # (a requirements environment may lack dask)
+    except ImportError:
+        size = sys.getsizeof
+    try:
+        if int(size(value)) > 4 * VALUE_LIMIT:  # clearly big: not worth pickling here
+            return None
+    except Exception:
+        return None
+    return payload.small_pickle(value, VALUE_LIMIT)
 
 
 def take(call: str, name: str, label: str, *after: Any) -> Any:

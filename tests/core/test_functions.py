@@ -199,3 +199,56 @@ def test_cache_reuses_an_identical_call(local, tmp_path):
     plain = jupyter_remote.function(counted)
     plain(21, str(marker))
     assert marker.read_text().count("run") == 3  # without cache=True, every call runs
+
+
+def _sent_keys(prefix, dask_worker=None):
+    """Keys starting with ``prefix`` this worker sent to anyone (a client's fetch too)."""
+    return [str(k) for entry in dask_worker.transfer_outgoing_log for k in entry["keys"]
+            if str(k).startswith(prefix)]
+
+
+def test_a_small_value_rides_the_stream_and_a_big_one_is_fetched(local):
+    """A waited-for call's small value comes with its events (one round trip less than
+    fetching it); a big one, or one the notebook keeps on the cluster, does not."""
+    from jupyter_remote.worker import runner
+
+    class Point:  # defined here: travels by value both ways
+        def __init__(self, x):
+            self.x = x
+
+    def make(n):
+        return [Point(i) for i in range(n)]
+
+    def blob(n):
+        return bytes(n)
+
+    f = jupyter_remote.function(make)
+    assert [p.x for p in f(5)] == list(range(5))
+    small = local.router.calls()[-1]
+    assert small.result is not None and "value" in small.result
+    assert len(jupyter_remote.function(blob)(runner.VALUE_LIMIT + 1)) == runner.VALUE_LIMIT + 1
+    big = local.router.calls()[-1]
+    assert big.result is None
+    ref = f.remote(3)
+    assert [p.x for p in ref.get()] == [0, 1, 2]
+    kept = local.router.calls()[-1]
+    assert kept.result is None  # its value stays on the cluster: nothing streamed
+    sent = {c.call: sum(local.client.run(_sent_keys, f"remote-call-{c.call}-").values(), [])
+            for c in (small, big)}
+    assert sent[small.call] == [] and len(sent[big.call]) == 1
+
+
+def test_a_streamed_value_that_cannot_be_opened_here_is_fetched_with_its_error(local):
+    """A value whose pickle fails to open in the notebook fails as a fetched one would."""
+    def odd():
+        class Unopenable:
+            def __reduce__(self):
+                return (_refuse, ())
+        return Unopenable()
+
+    with pytest.raises(Exception, match="refused to open"):
+        jupyter_remote.function(odd)()
+
+
+def _refuse():
+    raise ValueError("refused to open")
