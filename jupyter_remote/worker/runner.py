@@ -105,7 +105,9 @@ def _small_value(value: Any) -> bytes | None:
     except ImportError:
         size = sys.getsizeof
     try:
-        if int(size(value)) > 4 * VALUE_LIMIT:  # clearly big: not worth pickling here
+        # clearly big: not worth pickling here (sizeof counts a list of 10,000 small ints
+        # as 360 KB, which pickle writes in 30)
+        if int(size(value)) > 16 * VALUE_LIMIT:
             return None
     except Exception:
         return None

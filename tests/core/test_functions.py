@@ -226,6 +226,8 @@ def test_a_small_value_rides_the_stream_and_a_big_one_is_fetched(local):
     assert [p.x for p in f(5)] == list(range(5))
     small = local.router.calls()[-1]
     assert small.result is not None and "value" in small.result
+    assert jupyter_remote.function(list)(range(10_000)) == list(range(10_000))
+    assert local.router.calls()[-1].result is not None  # many small items, small pickle
     assert len(jupyter_remote.function(blob)(runner.VALUE_LIMIT + 1)) == runner.VALUE_LIMIT + 1
     big = local.router.calls()[-1]
     assert big.result is None
