@@ -259,26 +259,32 @@ class BatchResult:
         return f"<BatchResult {len(self.values)} items, {len(self.errors)} failed>"
 
     def small(self, limit: int) -> bytes | None:
-        """These results pickled, if they take at most ``limit`` bytes and hold no large
-        buffer (arrays go the usual way, out of band); else None."""
+        """These results pickled, if they take at most ``limit`` bytes (see
+        :func:`small_pickle`); else None."""
         return small_pickle(self, limit)
 
 
 def small_pickle(value: Any, limit: int) -> bytes | None:
-    """``value`` pickled, if it takes at most ``limit`` bytes and holds no large buffer
-    (those go the usual way, out of band); else None (also when it does not pickle)."""
-    large: list[pickle.PickleBuffer] = []
+    """``value`` pickled, if that takes at most ``limit`` bytes, buffers (arrays) included;
+    else None (also when it does not pickle). Big buffers go the usual way, out of band."""
+    buffers: list[pickle.PickleBuffer] = []
+    dumps: Any = pickle.dumps
     try:
-        data = pickle.dumps(value, protocol=5, buffer_callback=large.append)
+        data = dumps(value, protocol=5, buffer_callback=buffers.append)
         if b"__main__" in data:  # classes of the notebook's own: by value, as Dask would
             raise pickle.PicklingError("by value")
     except Exception:
-        large.clear()
+        buffers.clear()
+        dumps = cloudpickle.dumps
         try:
-            data = cloudpickle.dumps(value, protocol=5, buffer_callback=large.append)
+            data = dumps(value, protocol=5, buffer_callback=buffers.append)
         except Exception:
             return None
-    return None if large or len(data) > limit else data
+    if len(data) + sum(memoryview(b).nbytes for b in buffers) > limit:
+        return None
+    if buffers:  # small arrays: inside the bytes (one copy of a few KiB)
+        data = dumps(value, protocol=5)
+    return bytes(data)
 
 
 def _sizeof_batch(result: BatchResult) -> int:

@@ -228,6 +228,14 @@ def test_a_small_value_rides_the_stream_and_a_big_one_is_fetched(local):
     assert small.result is not None and "value" in small.result
     assert jupyter_remote.function(list)(range(10_000)) == list(range(10_000))
     assert local.router.calls()[-1].result is not None  # many small items, small pickle
+
+    def array(n):
+        import numpy as np
+
+        return np.arange(n)
+
+    assert list(jupyter_remote.function(array)(5)) == [0, 1, 2, 3, 4]
+    assert local.router.calls()[-1].result is not None  # a small array: in the bytes
     assert len(jupyter_remote.function(blob)(runner.VALUE_LIMIT + 1)) == runner.VALUE_LIMIT + 1
     big = local.router.calls()[-1]
     assert big.result is None

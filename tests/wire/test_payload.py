@@ -154,3 +154,21 @@ def test_frames_pickle_with_older_protocols_too():
     data, _ = payload.dumps([array], None, buffers)
     opened = pickle.loads(pickle.dumps(payload.Frames(data, buffers), protocol=4))
     assert (payload.loads(opened)[0] == array).all()
+
+
+def test_small_values_pickle_whole_and_big_ones_do_not():
+    """What may ride a call's stream: small values, small arrays included (in the bytes);
+    never a big array, nor anything that does not pickle."""
+    import pickle
+
+    import numpy as np
+
+    small = payload.small_pickle({"a": np.arange(10.0), "b": [1, 2]}, 1024)
+    assert small is not None
+    opened = pickle.loads(small)
+    assert (opened["a"] == np.arange(10.0)).all() and opened["b"] == [1, 2]
+    assert payload.small_pickle(np.arange(1000.0), 1024) is None  # 8,000 bytes of buffer
+    assert payload.small_pickle(bytes(2000), 1024) is None
+    assert payload.small_pickle(threading.Lock(), 1024) is None
+    batch = payload.BatchResult([np.arange(3) + i for i in range(10)], {}, 0.1)
+    assert [list(v) for v in pickle.loads(batch.small(4096)).values][9] == [9, 10, 11]
