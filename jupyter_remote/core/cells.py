@@ -207,8 +207,10 @@ def _finished(call: calls.Call, main: Any, names: list[str], label: str, get: bo
     try:
         # The cell is done when its description arrives on the log stream; the takes that
         # give each name its own key finish a moment later, on the same worker.
+        # With ``get``, the values come with it when they are small.
         [meta] = calls.wait(
-            call, [], fetch=[main], result_event=not get, timeout=timeout, on_lines=on_lines
+            call, [], fetch=[main], result_event=True,
+            decode=calls.streamed_value if get else None, timeout=timeout, on_lines=on_lines
         )
     except BaseException:
         call.finish("cancelled" if main.status == "cancelled" else "failed")

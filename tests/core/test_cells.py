@@ -50,6 +50,10 @@ def test_get_downloads_values(local):
     result = run(local, "a = [1, 2]\nb = 'x'\n", get=True)
     assert result.values == {"a": [1, 2], "b": "x"}
     assert result.refs == {}
+    assert "value" in local.router.calls()[-1].result  # small: they came on the stream
+    big = run(local, "big = bytes(100_000)\n", get=True)  # over the stream's limit: fetched
+    assert len(big.values["big"]) == 100_000
+    assert local.router.calls()[-1].result is None
 
 
 def test_trailing_expression_repr_is_computed_on_the_worker(local):
