@@ -156,6 +156,11 @@ class Sink:
         self._emit({"call": self.call, "state": "running", "batch": batch, "done": done,
                     "failed": failed, "result": {"batch": batch, "data": data}})
 
+    def value(self, data: bytes) -> None:
+        """Send a call's pickled value after every line (see ``result``; its size is
+        bounded by whoever pickled it, so it is not measured again here)."""
+        self._emit({"call": self.call, "result": {"value": data}})
+
     def state_soon(self, state: str, delay: float = 0.05, **info: Any) -> None:
         """Announce ``state`` after ``delay`` seconds, unless the sink is closed by then."""
         event: LogEvent = {"call": self.call, "state": state, **info}  # type: ignore[typeddict-item]

@@ -144,8 +144,9 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
     ``args`` holds the items (``star``: argument tuples), the first at position ``start`` of
     the map. The items run in strides of about 20 ms (measured as they go), each one a
     generator that only calls the function, consumed by ``list.extend`` (no per-item
-    bookkeeping: a trivial item costs half of what the old loop's did); an item that raises leaves its packed exception in
-    ``errors`` and the next stride starts after it. Log lines are tagged with the item's
+    bookkeeping: a trivial item costs half of what a loop storing its position does); an
+    item that raises leaves its packed exception in ``errors`` and the next stride starts
+    after it. Log lines are tagged with the item's
     position. Between strides progress goes out (every 0.2 s), and once ``seconds`` have
     passed the batch ends early, its ``done`` items returned (the notebook sends the rest
     again): so a batch never holds a thread for long, however slow its items are.

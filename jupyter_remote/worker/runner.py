@@ -80,13 +80,14 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
                 sink.batch_result(data, **progress)
             else:
                 sink.state("running", **progress)
-        elif (spec["kind"] == "call" and spec.get("stream")) or spec["kind"] == "cell":
+        elif ((spec["kind"] == "call" and spec.get("stream"))
+              or (spec["kind"] == "cell" and spec.get("get"))):
             # A small value the notebook waits for rides the stream as well (one round trip
             # less than fetching it): a call's, a `--get` cell's values. The task keeps it
             # until the notebook releases it.
             data = _small_value(result)
             if data is not None:
-                sink.result({"value": data}, limit=2 * VALUE_LIMIT)
+                sink.value(data)
         return result
     except RemoteTaskError as exc:
         state.stopped(call)

@@ -258,6 +258,7 @@ def test_a_streamed_value_that_cannot_be_opened_here_is_fetched_with_its_error(l
 
     with pytest.raises(Exception, match="refused to open"):
         jupyter_remote.function(odd)()
+    assert "value" in local.router.calls()[-1].result  # it did come on the stream
 
 
 def _refuse():

@@ -1,6 +1,6 @@
 """A map's batch on the worker (``kinds.run_batch``), run in this process with a sink that
-keeps what it sends: the items run in strides consumed by ``list.extend``, so errors must land on the item
-that raised, every line must carry the item that wrote it, and a batch cut short by its
+keeps what it sends: the items run in strides consumed by ``list.extend``, so errors must
+land on the item that raised, every line must carry the item that wrote it, and a batch cut short by its
 time must return exactly the items it ran."""
 
 from __future__ import annotations
