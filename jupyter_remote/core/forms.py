@@ -9,6 +9,8 @@ timeouts, errors and the status view behave as for any call.
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,29 +99,82 @@ def split(function: Any, x: Any, *, axis: int = -1, parts: int | None = None, ge
 def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remote: bool,
            get: bool, max_parallel: int | None, timeout: float | None, view: Any) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
-    env = function._env()
     homes = _homes(call.cluster, parts, as_future(x) if remote else None, function)
     cuts = _cuts(call, x, axis, parts) if remote else []
+    share = _shared_output(call, x, axis, parts, remote)
+    env = function._env()
     results: list[Any] = []
-    for index in range(parts):
-        if max_parallel and index >= max_parallel:  # at most N pieces run at once
-            calls.wait(call, [results[index - max_parallel]], timeout=_left(call, deadline),
-                       on_lines=view.on_lines)
-        if remote:
-            piece = cuts[index]
-        else:
-            piece = _sent(call, pieces.cut(x, axis, index, parts), homes, index)
-        spec = {"kind": "piece", "fn": function.fn, "x": piece}
-        with _placed_on(homes[index] if homes else None):
-            results.append(call.submit(spec, resources=function.resources, env=env,
-                                       key=f"remote-split-{call.id}-{index}"))
-    whole = call.submit({"kind": "concat", "pieces": results, "axis": axis},
-                        key=f"remote-split-{call.id}-concat")
-    if not get:
-        return RemoteRef(whole, call.cluster, name=f"{function.name}.split(...)", call=call)
-    [value] = calls.wait(call, [], fetch=[whole], timeout=_left(call, deadline),
-                         on_lines=view.on_lines)
+    try:
+        for index in range(parts):
+            if max_parallel and index >= max_parallel:  # at most N pieces run at once
+                calls.wait(call, [results[index - max_parallel]],
+                           timeout=_left(call, deadline), on_lines=view.on_lines)
+            piece = cuts[index] if remote else _sent(call, pieces.cut(x, axis, index, parts),
+                                                     homes, index)
+            spec = {"kind": "piece", "fn": function.fn, "x": piece}
+            if share is not None:
+                spec["share"] = dict(share, index=index)
+            with _placed_on(homes[index] if homes else None):
+                results.append(call.submit(spec, resources=function.resources, env=env,
+                                           key=f"remote-split-{call.id}-{index}"))
+        whole = call.submit({"kind": "concat", "pieces": results, "axis": axis},
+                            key=f"remote-split-{call.id}-concat")
+        if share is not None:  # a split that fails or is cancelled later (a ref's) too
+            whole.add_done_callback(functools.partial(_discard_unless_done, call,
+                                                      share["name"]))
+        if not get:
+            return RemoteRef(whole, call.cluster, name=f"{function.name}.split(...)",
+                             call=call)
+        [value] = calls.wait(call, [], fetch=[whole], timeout=_left(call, deadline),
+                             on_lines=view.on_lines)
+    except BaseException:
+        if share is not None:
+            _discard(call, share["name"])
+        raise
     return value
+
+
+def _shared_output(call: calls.Call, x: Any, axis: int, parts: int,
+                   remote: bool) -> dict[str, Any] | None:
+    """How the pieces write their results into one shared output (see :mod:`jupyter_remote.
+    worker.shared`), or ``None`` to paste by copy: only when every worker of the cluster is
+    on one host (the same ``/dev/shm``), and for values that may be numpy arrays. A ref's
+    length along ``axis`` is measured where it is, by a task the pieces depend on."""
+    from jupyter_remote import config
+
+    if parts < 2 or not config.get("split.shared-memory", True):
+        return None
+    workers = call.cluster.client.scheduler_info(n_workers=-1)["workers"].values()
+    if len({info.get("host") for info in workers}) != 1:
+        return None
+    if remote:
+        with dask.annotate(priority=1):
+            total = call.submit({"kind": "length", "x": x, "axis": axis},
+                                key=f"remote-split-{call.id}-length")
+    elif type(x).__module__ == "numpy":
+        total = pieces.length_along(x, axis)
+    else:
+        return None
+    return {"name": call.id, "axis": axis, "parts": parts, "total": total}
+
+
+def _discard_unless_done(call: calls.Call, name: str, future: Any) -> None:
+    if future.status != "finished":
+        _discard(call, name)
+
+
+def _discard(call: calls.Call, name: str) -> None:
+    """Unlink a failed split's shared output, on every worker (any of them on the host
+    reaches it; each also stops its late pieces from writing there). In a thread of its
+    own, so a lost cluster never holds the cell (or Dask's one callback thread) up; best
+    effort: a worker unlinks what it made when it closes."""
+    from jupyter_remote.worker import shared
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            call.cluster.client.run(shared.discard, name)
+
+    threading.Thread(target=run, name=f"jupyter-remote-discard-{name}", daemon=True).start()
 
 
 def _cuts(call: calls.Call, x: Any, axis: int, parts: int) -> list[Any]:

@@ -14,10 +14,7 @@ from typing import Any
 def cut(x: Any, axis: int, index: int, parts: int) -> Any:
     """Piece ``index`` of ``parts`` contiguous pieces of ``x`` along ``axis`` (the first
     pieces one longer when the length does not divide, as ``numpy.array_split``)."""
-    length = length_along(x, axis)
-    size, extra = divmod(length, parts)
-    start = index * size + min(index, extra)
-    stop = start + size + (1 if index < extra else 0)
+    start, stop = bounds(length_along(x, axis), index, parts)
     if isinstance(x, list):
         return x[start:stop]
     if hasattr(x, "iloc"):  # pandas: rows (axis 0) or columns (axis 1)
@@ -25,6 +22,13 @@ def cut(x: Any, axis: int, index: int, parts: int) -> Any:
     slices = [slice(None)] * x.ndim
     slices[_axis(x, axis)] = slice(start, stop)
     return x[tuple(slices)]
+
+
+def bounds(length: int, index: int, parts: int) -> tuple[int, int]:
+    """Where piece ``index`` of ``parts`` of a length ``length`` starts and stops."""
+    size, extra = divmod(length, parts)
+    start = index * size + min(index, extra)
+    return start, start + size + (1 if index < extra else 0)
 
 
 def length_along(x: Any, axis: int) -> int:

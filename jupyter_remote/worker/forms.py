@@ -22,7 +22,7 @@ from jupyter_remote.exceptions import RemoteTaskError
 from jupyter_remote.wire import pieces
 from jupyter_remote.wire.failures import pack_exception
 from jupyter_remote.wire.payload import BatchResult
-from jupyter_remote.worker import capture
+from jupyter_remote.worker import capture, shared
 
 
 def awaited(value: Any) -> Any:
@@ -55,11 +55,23 @@ def run_cut(spec: dict[str, Any]) -> Any:
 
 
 def run_piece(spec: dict[str, Any]) -> Any:
-    return awaited(spec["fn"](spec["x"]))
+    """The function on one piece. Its result goes into the call's shared output when the
+    split shares one (:mod:`jupyter_remote.worker.shared`) and it fits there; else it is
+    the task's value, pasted by copy."""
+    value = awaited(spec["fn"](spec["x"]))
+    share = spec.get("share")
+    if share is None:
+        return value
+    start, stop = pieces.bounds(share["total"], share["index"], share["parts"])
+    written = shared.write(share["name"], value, share["axis"], start, stop, share["total"])
+    return value if written is None else written
 
 
 def run_concat(spec: dict[str, Any]) -> Any:
-    return pieces.concat(list(spec["pieces"]), spec["axis"])
+    parts = list(spec["pieces"])
+    if any(isinstance(part, shared.Written) for part in parts):
+        return shared.whole(parts)
+    return pieces.concat(parts, spec["axis"])
 
 
 # -- hooks around a map --------------------------------------------------------------------
@@ -85,6 +97,8 @@ def run_post(spec: dict[str, Any]) -> Any:
 
 
 def run_length(spec: dict[str, Any]) -> int:
+    if "axis" in spec:
+        return pieces.length_along(spec["x"], spec["axis"])
     return len(spec["x"])
 
 

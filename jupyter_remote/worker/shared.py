@@ -1,0 +1,216 @@
+"""A split's pasted result in shared memory, on a cluster whose workers share one host.
+
+Pasting a split's results on one worker costs, for an array of N bytes, moving N/2 bytes
+there and writing N bytes of fresh memory, all after the last piece is done. Instead each
+piece writes its own result into one file in ``/dev/shm`` (a ``tmpfs``, so the file is
+memory), at its place in the whole, on its own worker and at the same time as the others,
+and the paste only maps the file: the whole is a numpy array backed by that memory.
+
+- :func:`write` (a piece's worker): the result's blocks go into the call's segment at their
+  offsets, with ``os.pwrite`` (a full ``/dev/shm`` is then an ``OSError``, never the
+  ``SIGBUS`` that writing through a map would raise); the first piece to come creates the
+  segment, under a lock, and writes the whole's shape and dtype in its header. Returns a
+  :class:`Written` (which says where), or ``None`` when the result cannot go there (not a
+  numpy array, another shape or dtype than the segment's, no room): the piece then returns
+  its result as before and the paste copies.
+- :func:`whole` (the paste's worker): maps the segment and returns the array over it, once
+  every piece wrote its part, then unlinks the file (the map keeps the memory until the
+  array is freed).
+- :func:`discard`: unlinks a call's segment and keeps its pieces from writing there again;
+  the paste calls it, and the notebook on every worker when a split fails or is cancelled.
+- :func:`sweep`: unlinks the segments this process made that are still there (a split
+  whose notebook went away before it ended); the worker plugin calls it when the worker
+  closes.
+
+Why not when the pieces' tasks leave memory: Dask's active memory manager drops extra
+replicas of a piece's (tiny) result while the paste still waits for it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Any
+
+DIR = "/dev/shm"
+PREFIX = "jupyter-remote-split-"
+HEADER = 4096  # bytes before the data: the whole's shape and dtype, as JSON
+MAX_BLOCKS = 65536  # more contiguous runs than this in a piece: paste by copy instead
+ROOM = 64 * 2**20  # bytes /dev/shm must keep free beyond the segment
+
+
+_LOST = (
+    "split: the pieces wrote their results into {path}, and this worker does not find them "
+    "there: it runs in another container or on another host than the pieces did, or the "
+    "worker that pasted them was lost. Run the split again; if this cluster's workers do "
+    "not share /dev/shm, set jupyter-remote.split.shared-memory to false.")
+
+
+_gone: set[str] = set()  # segments discarded in this process: never written again
+_made: set[str] = set()  # segments this process created
+
+
+@dataclass(frozen=True)
+class Written:
+    """Where a piece's result went: ``[start, stop)`` along ``axis`` of the segment ``name``
+    (file inode ``inode``, so the paste knows it maps the same file)."""
+
+    name: str
+    inode: int
+    axis: int
+    start: int
+    stop: int
+
+
+def path_of(name: str) -> str:
+    return os.path.join(DIR, PREFIX + name)
+
+
+def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -> Written | None:
+    """Write ``value`` (the result of the piece ``[start, stop)`` of ``total`` along
+    ``axis``) into the segment ``name``; ``None`` when it cannot go there."""
+    import numpy
+
+    if type(value) is not numpy.ndarray or value.dtype.hasobject or value.ndim == 0:
+        return None
+    ax = axis % value.ndim if -value.ndim <= axis < value.ndim else None
+    if ax is None or value.shape[ax] != stop - start:
+        return None
+    shape = list(value.shape)
+    shape[ax] = total
+    runs = 1
+    for size in shape[:ax]:
+        runs *= size
+    if runs > MAX_BLOCKS or name in _gone or not os.path.isdir(DIR):
+        return None
+    header = {"shape": shape, "dtype": value.dtype.str}
+    nbytes = value.dtype.itemsize * _product(shape)
+    path = path_of(name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        inode = _claim(fd, path, header, nbytes)
+        if inode is None:
+            return None
+        block = value.dtype.itemsize * _product(shape[ax + 1:])
+        flat = numpy.ascontiguousarray(value).reshape(runs, -1)
+        row = block * total
+        try:
+            for run in range(runs):
+                _pwrite_all(fd, memoryview(flat[run]).cast("B"), HEADER + run * row + block * start)
+        except OSError:  # no room after all: this piece is pasted by copy
+            return None
+    finally:
+        os.close(fd)
+    if name in _gone:  # discarded while this piece wrote: the split is over
+        discard(name)
+        return None
+    return Written(name, inode, ax, start, stop)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """All of ``data`` at ``offset``: a write that runs out of room stops short first."""
+    while len(data):
+        done = os.pwrite(fd, data, offset)
+        if done <= 0:
+            raise OSError(errno.ENOSPC, "no room left in " + DIR)
+        data, offset = data[done:], offset + done
+
+
+def _claim(fd: int, path: str, header: dict[str, Any], nbytes: int) -> int | None:
+    """Make the segment (the first piece) or check that it is the one this piece needs:
+    its inode, or ``None``. The file is sparse (``ftruncate``): its memory is taken as the
+    pieces write, so ``/dev/shm`` must have room for it now, and some to spare."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        info = os.fstat(fd)
+        try:
+            linked = os.stat(path).st_ino == info.st_ino
+        except FileNotFoundError:
+            linked = False
+        if not linked:  # unlinked since it was opened (no room for another piece, or the
+            return None  # split is over): writing there would be lost
+        if info.st_size == 0:
+            space = os.statvfs(DIR)
+            if space.f_bavail * space.f_frsize < nbytes + ROOM:
+                os.unlink(path)  # still empty: no piece's part is in it
+                return None
+            os.ftruncate(fd, HEADER + nbytes)
+            os.pwrite(fd, json.dumps(header).encode(), 0)
+            _made.add(os.path.basename(path)[len(PREFIX):])
+        elif _header(fd) != header:
+            return None
+        return info.st_ino
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _header(fd: int) -> Any:
+    raw = os.pread(fd, HEADER, 0).rstrip(b"\0")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def whole(parts: list[Any]) -> Any:
+    """The pasted array over the segment when every part is a :class:`Written` of the same
+    segment, covering it; else ``None``. Unlinks the segment either way."""
+    import numpy
+
+    written = [part for part in parts if isinstance(part, Written)]
+    if not written:
+        return None
+    name = written[0].name
+    path = path_of(name)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        raise RuntimeError(_LOST.format(path=path)) from None
+    try:
+        info = os.fstat(fd)
+        if any(part.inode != info.st_ino for part in written):
+            raise RuntimeError(_LOST.format(path=path))
+        header = _header(fd)
+        buffer = mmap.mmap(fd, info.st_size)
+    finally:
+        os.close(fd)
+        discard(name)
+    array = numpy.frombuffer(buffer, dtype=header["dtype"], offset=HEADER).reshape(header["shape"])
+    if len(written) == len(parts):
+        return array
+    # Some pieces could not write theirs: paste by copy, the written ones from the segment.
+    axis = written[0].axis
+    pieces = [array[_along(axis, part.start, part.stop)] if isinstance(part, Written) else part
+              for part in parts]
+    return numpy.concatenate(pieces, axis=axis)
+
+
+def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def discard(name: str) -> None:
+    """Unlink the segment ``name`` if it is there; this process writes no piece there again."""
+    _gone.add(name)
+    _made.discard(name)
+    try:
+        os.unlink(path_of(name))
+    except FileNotFoundError:
+        pass
+
+
+def sweep() -> None:
+    """Unlink every segment this process made that is still there."""
+    for name in list(_made):
+        discard(name)
+
+
+def _product(sizes: list[int]) -> int:
+    out = 1
+    for size in sizes:
+        out *= size
+    return out

@@ -1,0 +1,155 @@
+"""A split on a cluster whose workers share one host (the embedded one) pastes its pieces'
+results in shared memory: each piece writes its part of one /dev/shm file, the paste maps it.
+Same values as a paste by copy; nothing left in /dev/shm after a split ends, however it ends."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+import dask
+import numpy as np
+import pytest
+
+import jupyter_remote
+from jupyter_remote.core import cells
+from jupyter_remote.wire.payload import as_future
+from jupyter_remote.worker import shared
+
+
+def colwise(x):
+    return x * 2 + x.sum(axis=0, keepdims=True)
+
+
+def _segments() -> list[str]:
+    return glob.glob(os.path.join(shared.DIR, shared.PREFIX + "*"))
+
+
+def _left_after(seconds: float = 10) -> list[str]:
+    """The split segments still in /dev/shm once cleanup had ``seconds`` (bounded)."""
+    deadline = time.monotonic() + seconds
+    while _segments() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _segments()
+
+
+def _memory_behind(client, ref) -> set[str]:
+    """What the value of ``ref`` lives in, on the worker holding it: ``mmap`` when pasted in
+    shared memory, ``ndarray`` when it owns its memory."""
+    key = as_future(ref).key
+
+    def kind(dask_worker, key=key):
+        if key not in dask_worker.data:
+            return None
+        base = dask_worker.data[key]
+        while getattr(base, "base", None) is not None:
+            base = base.base
+        if isinstance(base, memoryview):
+            base = base.obj
+        return type(base).__name__
+
+    return {found for found in client.run(kind).values() if found is not None}
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_before():
+    assert _left_after() == []
+
+
+def _done(ref, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not ref.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ref.done()
+
+
+def test_a_split_pastes_in_shared_memory_from_a_local_array_and_from_a_ref(local):
+    x = np.random.default_rng(1).random((500, 301))  # 1.2 MB: pieces go straight to workers
+    made = cells.run_cell("import numpy as np\nx = np.random.default_rng(1).random((500, 301))",
+                          {}, local)
+    f = jupyter_remote.function(colwise)
+    for source in (x, made.refs["x"]):
+        ref = f.split(source, get=False)
+        _done(ref)
+        assert _memory_behind(local.client, ref) == {"mmap"}
+        assert _segments() == []  # the paste unlinked the file: the map holds the memory
+        assert np.array_equal(ref.get(), colwise(x))
+        total = jupyter_remote.function(lambda a: float(a.sum()))(ref)  # a later call uses it
+        assert np.isclose(total, colwise(x).sum())
+        ref.release()
+    rows = np.concatenate([colwise(piece) for piece in np.array_split(x, 3, axis=0)])
+    assert np.array_equal(f.split(x, axis=0, parts=3), rows)
+
+
+def test_shared_memory_off_pastes_by_copy(local):
+    x = np.arange(40.0).reshape(4, 10)
+    with dask.config.set({"jupyter-remote.split.shared-memory": False}):
+        ref = jupyter_remote.function(colwise).split(x, get=False)
+        _done(ref)
+    assert _memory_behind(local.client, ref) == {"ndarray"}
+    assert np.array_equal(ref.get(), colwise(x))
+
+
+def test_results_that_do_not_fit_one_array_are_pasted_by_copy(local):
+    x = np.arange(60.0).reshape(6, 10)
+    by_piece = jupyter_remote.function(lambda a: a.astype("i8") if a[0, 0] == 0 else a)
+    expected = np.concatenate([x[:, :5].astype("i8"), x[:, 5:]], axis=1)
+    assert np.array_equal(by_piece.split(x, parts=2), expected)  # dtypes differ
+    first_column = jupyter_remote.function(lambda a: a[:, :1])
+    assert np.array_equal(first_column.split(x, parts=2), x[:, [0, 5]])  # lengths differ
+    as_list = jupyter_remote.function(lambda a: a.ravel().tolist())
+    assert as_list.split(x, axis=0, parts=2) == x.ravel().tolist()  # not an array
+    cube = np.arange(4 * 9 * 3).reshape(4, 9, 3)
+    assert np.array_equal(jupyter_remote.function(lambda a: a + 1).split(cube, axis=1, parts=3),
+                          cube + 1)
+    assert _left_after() == []
+
+
+def test_a_failed_split_leaves_nothing_in_dev_shm(local, tmp_path):
+    """One piece fails once the other has written its part (it waits for the file, bounded,
+    and records that it saw it): the part must not stay behind."""
+    x = np.arange(40.0).reshape(4, 10)
+    seen = str(tmp_path / "seen")
+
+    def fail_late(a, seen=seen, prefix=os.path.join(shared.DIR, shared.PREFIX)):
+        import glob
+        import time
+
+        if a[0, 0] == 0:
+            return a * 2
+        deadline = time.monotonic() + 10
+        while not glob.glob(prefix + "*") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if glob.glob(prefix + "*"):
+            open(seen, "w").close()
+        raise ValueError("this piece fails")
+
+    f = jupyter_remote.function(fail_late)
+    with pytest.raises(ValueError, match="this piece fails"):
+        f.split(x, parts=2)
+    assert os.path.exists(seen)
+    assert _left_after() == []
+    os.remove(seen)
+    ref = f.split(x, parts=2, get=False)  # the same when nobody waits for it
+    with pytest.raises(ValueError, match="this piece fails"):
+        ref.get()
+    assert os.path.exists(seen)
+    assert _left_after() == []
+
+
+def test_a_split_stopped_by_its_timeout_leaves_nothing_in_dev_shm(local):
+    x = np.arange(40.0).reshape(4, 10)
+
+    def slow_second(a):
+        import time
+
+        if a[0, 0] != 0:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # until Cancel interrupts it
+                time.sleep(0.05)
+        return a * 2
+
+    with pytest.raises(TimeoutError):
+        jupyter_remote.function(slow_second).split(x, parts=2, timeout=2)
+    assert _left_after() == []
