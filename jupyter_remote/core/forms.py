@@ -100,8 +100,8 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
            get: bool, max_parallel: int | None, timeout: float | None, view: Any) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
     homes = _homes(call.cluster, parts, as_future(x) if remote else None, function)
-    cuts = _cuts(call, x, axis, parts) if remote else []
     share = _shared_output(call, x, axis, parts, remote)
+    cuts = _cuts(call, x, axis, parts, homes, share) if remote else []
     env = function._env()
     results: list[Any] = []
     try:
@@ -117,7 +117,8 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
             with _placed_on(homes[index] if homes else None):
                 results.append(call.submit(spec, resources=function.resources, env=env,
                                            key=f"remote-split-{call.id}-{index}"))
-        whole = call.submit({"kind": "concat", "pieces": results, "axis": axis},
+        whole = call.submit({"kind": "concat", "pieces": results, "axis": axis,
+                             "share": share and share["name"]},
                             key=f"remote-split-{call.id}-concat")
         if share is not None:  # a split that fails or is cancelled later (a ref's) too
             whole.add_done_callback(functools.partial(_discard_unless_done, call,
@@ -177,15 +178,22 @@ def _discard(call: calls.Call, name: str) -> None:
     threading.Thread(target=run, name=f"jupyter-remote-discard-{name}", daemon=True).start()
 
 
-def _cuts(call: calls.Call, x: Any, axis: int, parts: int) -> list[Any]:
+def _cuts(call: calls.Call, x: Any, axis: int, parts: int, homes: list[str] | None,
+          share: dict[str, Any] | None) -> list[Any]:
     """The pieces of a ref's value, cut where the value is (the piece, not the whole, goes
     to its worker). All cuts go first and before any piece's work: they run on the worker
     holding the value, and a cut queued behind a piece's work there would hold every other
-    worker's piece back until that work is done."""
+    worker's piece back until that work is done. With a shared output, a piece for another
+    worker (``homes[0]`` is the holder's) goes through shared memory too."""
+    specs = [{"kind": "cut", "x": x, "axis": axis, "index": index, "parts": parts}
+             for index in range(parts)]
+    if share is not None and homes:
+        for index, spec in enumerate(specs):
+            if homes[index] != homes[0]:
+                spec["share"] = f"{share['name']}-in-{index}"
     with dask.annotate(priority=1):
-        return [call.submit({"kind": "cut", "x": x, "axis": axis, "index": index,
-                             "parts": parts}, key=f"remote-split-{call.id}-cut-{index}")
-                for index in range(parts)]
+        return [call.submit(spec, key=f"remote-split-{call.id}-cut-{index}")
+                for index, spec in enumerate(specs)]
 
 
 def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | None:

@@ -49,7 +49,8 @@ def run_cut(spec: dict[str, Any]) -> Any:
     value, as a plain call gets the value itself). Other pieces are copies."""
     piece = pieces.cut(spec["x"], spec["axis"], spec["index"], spec["parts"])
     if type(piece).__module__ == "numpy" and type(piece).__name__ == "ndarray":
-        return piece
+        placed = shared.put(spec["share"], piece) if spec.get("share") else None
+        return piece if placed is None else placed  # (for a worker of this host)
     copy = getattr(piece, "copy", None)
     return copy() if callable(copy) else piece
 
@@ -58,7 +59,8 @@ def run_piece(spec: dict[str, Any]) -> Any:
     """The function on one piece. Its result goes into the call's shared output when the
     split shares one (:mod:`jupyter_remote.worker.shared`) and it fits there; else it is
     the task's value, pasted by copy."""
-    value = awaited(spec["fn"](spec["x"]))
+    x = spec["x"]
+    value = awaited(spec["fn"](shared.take(x) if isinstance(x, shared.Placed) else x))
     share = spec.get("share")
     if share is None:
         return value
@@ -69,9 +71,13 @@ def run_piece(spec: dict[str, Any]) -> Any:
 
 def run_concat(spec: dict[str, Any]) -> Any:
     parts = list(spec["pieces"])
-    if any(isinstance(part, shared.Written) for part in parts):
-        return shared.whole(parts)
-    return pieces.concat(parts, spec["axis"])
+    try:
+        if any(isinstance(part, shared.Written) for part in parts):
+            return shared.whole(parts)
+        return pieces.concat(parts, spec["axis"])
+    finally:
+        if spec.get("share"):  # the pieces put in shared memory, and the output's file
+            shared.discard(spec["share"])
 
 
 # -- hooks around a map --------------------------------------------------------------------

@@ -16,6 +16,10 @@ and the paste only maps the file: the whole is a numpy array backed by that memo
 - :func:`whole` (the paste's worker): maps the segment and returns the array over it, once
   every piece wrote its part, then unlinks the file (the map keeps the memory until the
   array is freed).
+- :func:`put` and :func:`take`: a piece of a ref's value that runs on another worker of
+  the host goes the same way: the worker holding the value writes the piece into a segment
+  of its own (one copy), the piece's worker maps it (none), instead of a copy to send, a
+  socket, and a copy received.
 - :func:`discard`: unlinks a call's segment and keeps its pieces from writing there again;
   the paste calls it, and the notebook on every worker when a split fails or is cancelled.
 - :func:`sweep`: unlinks the segments this process made that are still there (a split
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import json
 import mmap
 import os
@@ -44,10 +49,11 @@ ROOM = 64 * 2**20  # bytes /dev/shm must keep free beyond the segment
 
 
 _LOST = (
-    "split: the pieces wrote their results into {path}, and this worker does not find them "
-    "there: it runs in another container or on another host than the pieces did, or the "
-    "worker that pasted them was lost. Run the split again; if this cluster's workers do "
-    "not share /dev/shm, set jupyter-remote.split.shared-memory to false.")
+    "split: {path}, the shared memory this split's pieces go through, is not there for this "
+    "worker: it runs in another container or on another host than the pieces, or the split "
+    "already ended (a lost worker's work being redone). Run the split again; if this "
+    "cluster's workers do not share /dev/shm, set jupyter-remote.split.shared-memory to "
+    "false.")
 
 
 _gone: set[str] = set()  # segments discarded in this process: never written again
@@ -189,18 +195,95 @@ def whole(parts: list[Any]) -> Any:
     return numpy.concatenate(pieces, axis=axis)
 
 
+# -- a ref's piece, to a worker of the same host ------------------------------------------
+@dataclass(frozen=True)
+class Placed:
+    """A piece of a ref's value put in the segment ``name`` (file inode ``inode``), for the
+    piece's function on another worker of this host: it maps it instead of receiving a
+    copy over a socket."""
+
+    name: str
+    inode: int
+
+
+def put(name: str, value: Any) -> Placed | None:
+    """Write ``value`` (a numpy piece, a view of the ref's value) into a new segment of its
+    own; ``None`` (send it as usual) when it is not such an array or there is no room."""
+    import numpy
+
+    if (type(value) is not numpy.ndarray or value.dtype.hasobject or value.ndim == 0
+            or name.split("-in-")[0] in _gone or not os.path.isdir(DIR)):
+        return None
+    lead = _lead(value)
+    if _product(list(value.shape[:lead])) > MAX_BLOCKS:
+        return None
+    space = os.statvfs(DIR)
+    if space.f_bavail * space.f_frsize < value.nbytes + ROOM:
+        return None
+    path = path_of(name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    _made.add(name)
+    try:
+        os.pwrite(fd, json.dumps({"shape": list(value.shape), "dtype": value.dtype.str}).encode(), 0)
+        offset = HEADER
+        for index in numpy.ndindex(*value.shape[:lead]):
+            block = numpy.ascontiguousarray(value[index]).data.cast("B")
+            _pwrite_all(fd, block, offset)
+            offset += len(block)
+        inode = os.fstat(fd).st_ino
+    except OSError:  # no room after all: the piece travels as usual
+        discard(name)
+        return None
+    finally:
+        os.close(fd)
+    return Placed(name, inode)
+
+
+def _lead(value: Any) -> int:
+    """How many leading dimensions to step through so that each step is one contiguous
+    block (a cut along axis ``k`` of a C-ordered array: ``k``)."""
+    if value.size == 0:
+        return 0
+    for lead in range(value.ndim):
+        if value[(0,) * lead].flags.c_contiguous:
+            return lead
+    return int(value.ndim)
+
+
+def take(placed: Placed) -> Any:
+    """The piece :func:`put` wrote, mapped copy-on-write: the function may change it."""
+    import numpy
+
+    path = path_of(placed.name)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise RuntimeError(_LOST.format(path=path)) from None
+    try:
+        info = os.fstat(fd)
+        if info.st_ino != placed.inode:
+            raise RuntimeError(_LOST.format(path=path))
+        header = _header(fd)
+        buffer = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_COPY)
+    finally:
+        os.close(fd)
+    return numpy.frombuffer(buffer, dtype=header["dtype"], offset=HEADER).reshape(header["shape"])
+
+
 def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, stop),)
 
 
 def discard(name: str) -> None:
-    """Unlink the segment ``name`` if it is there; this process writes no piece there again."""
+    """Unlink the segment ``name`` and the pieces put for it, if they are there; this
+    process writes none of them again."""
     _gone.add(name)
-    _made.discard(name)
-    try:
-        os.unlink(path_of(name))
-    except FileNotFoundError:
-        pass
+    for path in [path_of(name), *glob.glob(glob.escape(path_of(name)) + "-in-*")]:
+        _made.discard(os.path.basename(path)[len(PREFIX):])
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def sweep() -> None:

@@ -82,6 +82,35 @@ def test_a_split_pastes_in_shared_memory_from_a_local_array_and_from_a_ref(local
     assert np.array_equal(f.split(x, axis=0, parts=3), rows)
 
 
+def mapped_input(a):
+    """Each column: 1 when this piece's input is mapped shared memory, 0 when it is not; the
+    input changed in place first (the function may: the mapping is copy-on-write)."""
+    import mmap
+
+    import numpy as np
+
+    base = a
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    mapped = isinstance(getattr(base, "obj", base), mmap.mmap)
+    if mapped:
+        a += 1
+    return np.full(a.shape, float(mapped))
+
+
+def test_a_ref_piece_for_another_worker_travels_in_shared_memory(local):
+    """The holder's pieces are views of the value; the other worker's are put in /dev/shm
+    by the holder and mapped there, not sent over a socket."""
+    made = cells.run_cell("import numpy as np\nx = np.zeros((5, 12))", {}, local)
+    out = jupyter_remote.function(mapped_input).split(made.refs["x"], parts=2)
+    assert sorted(set(out[0])) == [0.0, 1.0]
+    assert made.refs["x"].get().sum() == 0  # changing a mapped piece changed nothing else
+    assert _left_after() == []
+    with dask.config.set({"jupyter-remote.split.shared-memory": False}):
+        out = jupyter_remote.function(mapped_input).split(made.refs["x"], parts=2)
+    assert set(out.ravel()) == {0.0}
+
+
 def test_shared_memory_off_pastes_by_copy(local):
     x = np.arange(40.0).reshape(4, 10)
     with dask.config.set({"jupyter-remote.split.shared-memory": False}):

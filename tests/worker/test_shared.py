@@ -106,3 +106,20 @@ def test_a_discarded_split_is_never_written_again_and_sweep_unlinks_what_was_mad
     assert os.listdir(shm) == [shared.PREFIX + "orphan"]
     shared.sweep()  # the worker closes: what it made and nothing pasted goes
     assert not os.listdir(shm)
+
+
+def test_a_put_piece_maps_as_it_was_and_goes_with_its_split(shm):
+    x = np.arange(4 * 6 * 5, dtype="i4").reshape(4, 6, 5)
+    for axis in (0, 1, 2):
+        piece = pieces.cut(x, axis, 1, 3)  # a strided view, but for axis 0
+        placed = shared.put(f"call{axis}-in-1", piece)
+        taken = shared.take(placed)
+        assert np.array_equal(taken, piece) and taken.dtype == piece.dtype
+        taken[...] = -1  # copy-on-write: neither the file nor the value change
+        assert np.array_equal(shared.take(placed), piece)
+        shared.discard(f"call{axis}")  # the split's end takes its pieces with it
+    assert not os.listdir(shm)
+    assert shared.put("call0-in-2", pieces.cut(x, 0, 2, 3)) is None  # discarded: never again
+    assert shared.put("big-in-1", np.ones((2, 2**19))) is None  # no room: sent as usual
+    assert shared.put("list-in-1", [1, 2]) is None
+    assert not os.listdir(shm)
