@@ -96,7 +96,10 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
     header = {"shape": shape, "dtype": value.dtype.str}
     nbytes = value.dtype.itemsize * _product(shape)
     path = path_of(name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # another user's file (workers of other users on one host)
+        return None
     try:
         inode = _claim(fd, path, header, nbytes)
         if inode is None:
@@ -221,7 +224,10 @@ def put(name: str, value: Any) -> Placed | None:
     if space.f_bavail * space.f_frsize < value.nbytes + ROOM:
         return None
     path = path_of(name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return None
     _made.add(name)
     try:
         os.pwrite(fd, json.dumps({"shape": list(value.shape), "dtype": value.dtype.str}).encode(), 0)
