@@ -579,6 +579,13 @@ def report(results: dict) -> None:
 
 
 # -- main ----------------------------------------------------------------------------------
+def _count(text: str) -> int:
+    """``10000``, ``10k`` or ``1M``."""
+    text = text.strip()
+    scale = {"k": 1000, "M": 1000000}.get(text[-1:], 1)
+    return int(text[:-1] if scale > 1 else text) * scale
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="< 2 min: smaller n, fewer repeats")
@@ -594,7 +601,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, help="abort the whole run after this (default 1500, quick 300)")
     opts = ap.parse_args(argv)
     q = opts.quick
-    opts.ns = [int(x) for x in (opts.ns or ("1000,10000,100000" if q else "1000,10000,100000,1000000")).split(",")]
+    opts.ns = [_count(x) for x in (opts.ns or ("1k,10k,100k" if q else "1k,10k,100k,1M")).split(",")]
     opts.chunksizes = [int(x) for x in opts.chunksizes.split(",")]
     opts.only = {s.strip() for s in opts.only.split(",") if s.strip()}
     opts.rt_reps, opts.rt_warmup = (40, 5) if q else (200, 20)
