@@ -182,6 +182,8 @@ def test_cheap_work_goes_as_one_batch_once_its_cost_is_known():
     assert sizer.next(10_000) == 5_000  # cost unknown: one batch per thread
     sizer.measured(BatchResult([0] * 1000, {}, 1000 * 1e-7))  # 0.1 µs an item
     assert sizer.next(10_000) == 10_000  # 1 ms of work: not worth a second task
+    assert sizer.next(40_000) == 40_000  # 4 ms: still one
+    assert sizer.next(60_000) == 30_000  # 6 ms: two batches side by side pay for their task
     assert sizer.next(10**6) == 500_000  # 100 ms of work: one batch per thread again
     # the function's next map starts from what this one measured
     assert batches.Sizer(None, threads=2, fn=cheap).next(10_000) == 10_000
