@@ -105,10 +105,10 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
         if inode is None:
             return None
         block = value.dtype.itemsize * _product(shape[ax + 1:])
-        flat = numpy.ascontiguousarray(value).reshape(runs, -1)
+        flat = numpy.ascontiguousarray(value).reshape(runs, -1) if value.size else ()
         row = block * total
         try:
-            for run in range(runs):
+            for run in range(len(flat)):
                 _pwrite_all(fd, memoryview(flat[run]).cast("B"), HEADER + run * row + block * start)
         except OSError:  # no room after all: this piece is pasted by copy
             return None
@@ -214,7 +214,7 @@ def put(name: str, value: Any) -> Placed | None:
     own; ``None`` (send it as usual) when it is not such an array or there is no room."""
     import numpy
 
-    if (type(value) is not numpy.ndarray or value.dtype.hasobject or value.ndim == 0
+    if (type(value) is not numpy.ndarray or value.dtype.hasobject or value.size == 0
             or name.split("-in-")[0] in _gone or not os.path.isdir(DIR)):
         return None
     lead = _lead(value)
@@ -248,8 +248,6 @@ def put(name: str, value: Any) -> Placed | None:
 def _lead(value: Any) -> int:
     """How many leading dimensions to step through so that each step is one contiguous
     block (a cut along axis ``k`` of a C-ordered array: ``k``)."""
-    if value.size == 0:
-        return 0
     for lead in range(value.ndim):
         if value[(0,) * lead].flags.c_contiguous:
             return lead

@@ -129,6 +129,11 @@ def test_results_that_do_not_fit_one_array_are_pasted_by_copy(local):
     assert np.array_equal(first_column.split(x, parts=2), x[:, [0, 5]])  # lengths differ
     as_list = jupyter_remote.function(lambda a: a.ravel().tolist())
     assert as_list.split(x, axis=0, parts=2) == x.ravel().tolist()  # not an array
+    made = cells.run_cell("import numpy as np\nx = np.arange(18.0).reshape(6, 3)\n"
+                          "empty = np.zeros((0, 4))", {}, local)
+    double = jupyter_remote.function(lambda a: a * 2)
+    assert np.array_equal(double.split(made.refs["x"], parts=5), made.refs["x"].get() * 2)
+    assert double.split(made.refs["empty"], parts=2).shape == (0, 4)  # pieces of nothing
     cube = np.arange(4 * 9 * 3).reshape(4, 9, 3)
     assert np.array_equal(jupyter_remote.function(lambda a: a + 1).split(cube, axis=1, parts=3),
                           cube + 1)
