@@ -66,6 +66,9 @@ def after_map(call: calls.Call, function: Any, batches: list[Any], options: Any,
 
 
 # -- split ---------------------------------------------------------------------------------
+# A smaller split pastes by copy: its copies cost less than the shared output's few ms.
+SHARED_BYTES = 4 * 2**20
+
 def split(function: Any, x: Any, *, axis: int = -1, parts: int | None = None, get: bool = True,
           max_parallel: int | None = None, timeout: float | None = None, view: Any) -> Any:
     """``function`` over ``parts`` contiguous pieces of ``x`` along ``axis``, pasted back in
@@ -99,8 +102,9 @@ def split(function: Any, x: Any, *, axis: int = -1, parts: int | None = None, ge
 def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remote: bool,
            get: bool, max_parallel: int | None, timeout: float | None, view: Any) -> Any:
     deadline = None if timeout is None else time.monotonic() + timeout
-    homes = _homes(call.cluster, parts, as_future(x) if remote else None, function)
-    share = _shared_output(call, x, axis, parts, remote)
+    workers = functools.cache(lambda: call.cluster.client.scheduler_info(n_workers=-1)["workers"])
+    homes = _homes(call.cluster, parts, as_future(x) if remote else None, function, workers)
+    share = _shared_output(call, x, axis, parts, remote, workers)
     cuts = _cuts(call, x, axis, parts, homes, share) if remote else []
     env = function._env()
     results: list[Any] = []
@@ -135,18 +139,22 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
     return value
 
 
-def _shared_output(call: calls.Call, x: Any, axis: int, parts: int,
-                   remote: bool) -> dict[str, Any] | None:
+def _shared_output(call: calls.Call, x: Any, axis: int, parts: int, remote: bool,
+                   workers: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """How the pieces write their results into one shared output (see :mod:`jupyter_remote.
     worker.shared`), or ``None`` to paste by copy: only when every worker of the cluster is
-    on one host (the same ``/dev/shm``), and for values that may be numpy arrays. A ref's
-    length along ``axis`` is measured where it is, by a task the pieces depend on."""
+    on one host (the same ``/dev/shm``), for values that may be numpy arrays of at least
+    :data:`SHARED_BYTES` (a ref of unknown size included). A ref's length along ``axis`` is
+    measured where it is, by a task the pieces depend on."""
     from jupyter_remote import config
 
     if parts < 2 or not config.get("split.shared-memory", True):
         return None
-    workers = call.cluster.client.scheduler_info(n_workers=-1)["workers"].values()
-    if len({info.get("host") for info in workers}) != 1:
+    nbytes = x.info.get("nbytes") if remote and isinstance(x, RemoteRef) else getattr(
+        x, "nbytes", None)
+    if isinstance(nbytes, int) and nbytes < SHARED_BYTES:
+        return None
+    if len({info.get("host") for info in workers().values()}) != 1:
         return None
     if remote:
         with dask.annotate(priority=1):
@@ -196,7 +204,8 @@ def _cuts(call: calls.Call, x: Any, axis: int, parts: int, homes: list[str] | No
                 for index, spec in enumerate(specs)]
 
 
-def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | None:
+def _homes(cluster: Any, parts: int, holder: Any, function: Any,
+           workers: Callable[[], dict[str, Any]]) -> list[str] | None:
     """A worker for each piece: the worker threads in turn, those of the worker holding
     ``x`` (a ref's future) first, so its share of the pieces never moves. Left to Dask when
     the call is placed otherwise (``workers=``, resources, ``gpu=``).
@@ -207,10 +216,10 @@ def _homes(cluster: Any, parts: int, holder: Any, function: Any) -> list[str] | 
     if function.resources or dask.get_annotations().get("workers"):
         return None
     client = cluster.client
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    listed = workers()
     first = set(client.who_has([holder]).get(holder.key, ())) if holder is not None else set()
-    slots = [address for address in sorted(workers, key=lambda a: (a not in first, a))
-             for _ in range(max(1, int(workers[address].get("nthreads", 1))))]
+    slots = [address for address in sorted(listed, key=lambda a: (a not in first, a))
+             for _ in range(max(1, int(listed[address].get("nthreads", 1))))]
     if len(slots) < 2:
         return None
     return [slots[index * len(slots) // parts] for index in range(parts)]

@@ -77,7 +77,7 @@ def run_concat(spec: dict[str, Any]) -> Any:
         return pieces.concat(parts, spec["axis"])
     finally:
         if spec.get("share"):  # the pieces put in shared memory, and the output's file
-            shared.discard(spec["share"])
+            shared.discard(spec["share"], len(parts))
 
 
 # -- hooks around a map --------------------------------------------------------------------

@@ -187,7 +187,7 @@ def whole(parts: list[Any]) -> Any:
         buffer = mmap.mmap(fd, info.st_size)
     finally:
         os.close(fd)
-        discard(name)
+        discard(name, len(parts))
     array = numpy.frombuffer(buffer, dtype=header["dtype"], offset=HEADER).reshape(header["shape"])
     if len(written) == len(parts):
         return array
@@ -278,11 +278,14 @@ def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, stop),)
 
 
-def discard(name: str) -> None:
-    """Unlink the segment ``name`` and the pieces put for it, if they are there; this
-    process writes none of them again."""
+def discard(name: str, parts: int | None = None) -> None:
+    """Unlink the segment ``name`` and the pieces put for it (its ``parts``, or all there
+    are: a listing of ``/dev/shm``), if they are there; this process writes none of them
+    again."""
     _gone.add(name)
-    for path in [path_of(name), *glob.glob(glob.escape(path_of(name)) + "-in-*")]:
+    puts = (glob.glob(glob.escape(path_of(name)) + "-in-*") if parts is None
+            else [f"{path_of(name)}-in-{index}" for index in range(parts)])
+    for path in [path_of(name), *puts]:
         _made.discard(os.path.basename(path)[len(PREFIX):])
         try:
             os.unlink(path)

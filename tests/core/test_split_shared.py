@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jupyter_remote
-from jupyter_remote.core import cells
+from jupyter_remote.core import cells, forms
 from jupyter_remote.wire.payload import as_future
 from jupyter_remote.worker import shared
 
@@ -53,8 +53,10 @@ def _memory_behind(client, ref) -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def _nothing_left_before():
+def _nothing_left_before(monkeypatch):
+    """And every split shares, however small (small arrays keep these tests quick)."""
     assert _left_after() == []
+    monkeypatch.setattr(forms, "SHARED_BYTES", 0)
 
 
 def _done(ref, seconds=60):
@@ -109,6 +111,22 @@ def test_a_ref_piece_for_another_worker_travels_in_shared_memory(local):
     with dask.config.set({"jupyter-remote.split.shared-memory": False}):
         out = jupyter_remote.function(mapped_input).split(made.refs["x"], parts=2)
     assert set(out.ravel()) == {0.0}
+
+
+def test_small_splits_paste_by_copy(local, monkeypatch):
+    """Below SHARED_BYTES the copies cost less than the shared output's file and tasks."""
+    monkeypatch.setattr(forms, "SHARED_BYTES", 4 * 2**20)
+    small = np.ones((4, 10))
+    ref = jupyter_remote.function(colwise).split(small, get=False)
+    _done(ref)
+    assert _memory_behind(local.client, ref) == {"ndarray"}
+    big = np.ones((1000, 600))  # 4.8 MB
+    ref = jupyter_remote.function(colwise).split(big, get=False)
+    _done(ref)
+    assert _memory_behind(local.client, ref) == {"mmap"}
+    made = cells.run_cell("import numpy as np\nx = np.ones((4, 10))", {}, local)
+    out = jupyter_remote.function(mapped_input).split(made.refs["x"], parts=2)
+    assert set(out.ravel()) == {0.0}  # a small ref's pieces travel as usual too
 
 
 def test_shared_memory_off_pastes_by_copy(local):
