@@ -154,7 +154,7 @@ def _shared_output(call: calls.Call, x: Any, axis: int, parts: int, remote: bool
         x, "nbytes", None)
     if isinstance(nbytes, int) and nbytes < SHARED_BYTES:
         return None
-    if len({info.get("host") for info in workers().values()}) != 1:
+    if not _one_dev_shm(call.cluster.client, workers()):
         return None
     if remote:
         with dask.annotate(priority=1):
@@ -165,6 +165,27 @@ def _shared_output(call: calls.Call, x: Any, axis: int, parts: int, remote: bool
     else:
         return None
     return {"name": call.id, "axis": axis, "parts": parts, "total": total}
+
+
+_SAME_SHM: dict[tuple[str, tuple[str, ...]], bool] = {}  # per scheduler and set of workers
+
+
+def _one_dev_shm(client: Any, workers: dict[str, Any]) -> bool:
+    """Whether the cluster's workers all see one ``/dev/shm``: one host address, then asked
+    once per set of workers (``docker --network host`` shares the address, not the
+    memory)."""
+    from jupyter_remote.worker import shared
+
+    if len({info.get("host") for info in workers.values()}) != 1:
+        return False
+    key = (str(client.scheduler.address), tuple(sorted(workers)))
+    if key not in _SAME_SHM:
+        try:
+            seen = client.run(shared.identity, workers=list(workers))
+        except Exception:  # a worker went away meanwhile: no sharing this time
+            return False
+        _SAME_SHM[key] = len({tuple(found) for found in seen.values()}) == 1
+    return _SAME_SHM[key]
 
 
 def _discard_unless_done(call: calls.Call, name: str, future: Any) -> None:

@@ -10,8 +10,7 @@ worker it
   keeps the cell's task while any ``take`` of it may still run (they depend on it); once it
   is released, takes that never ran (cancelled, or their refs dropped before they ran) never
   will, and their values would otherwise stay until the worker restarts;
-- closes the worker's environment processes when the worker closes, and unlinks the
-  shared outputs of splits it made that nothing pasted (:mod:`jupyter_remote.worker.shared`).
+- closes the worker's environment processes when the worker closes.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from jupyter_remote.wire import payload
-from jupyter_remote.worker import capture, shared, state
+from jupyter_remote.worker import capture, state
 
 NAME = "jupyter-remote"
 _CELL_KEY = re.compile(r"^remote-cell-([0-9a-f]+)-\d+$")
@@ -50,7 +49,5 @@ class RemotePlugin(WorkerPlugin):
                 state.drop(match.group(1))
 
     def teardown(self, worker: Any) -> None:
-        """When the worker closes: its environment processes go with it, and the shared
-        outputs of splits it made that nothing pasted."""
+        """When the worker closes: its environment processes go with it."""
         state.close()
-        shared.sweep()

@@ -22,9 +22,12 @@ and the paste only maps the file: the whole is a numpy array backed by that memo
   socket, and a copy received.
 - :func:`discard`: unlinks a call's segment and keeps its pieces from writing there again;
   the paste calls it, and the notebook on every worker when a split fails or is cancelled.
-- :func:`sweep`: unlinks the segments this process made that are still there (a split
-  whose notebook went away before it ended); the worker plugin calls it when the worker
-  closes.
+- :func:`identity`: what tells two workers they see the same ``/dev/shm`` (the notebook
+  compares it across the cluster's workers before sharing; a common network address is
+  not enough: ``docker --network host`` without ``--ipc host``).
+
+Not cleaned when a worker closes: a worker retired while a split runs (adaptive scaling)
+may have made the file other pieces still write into.
 
 Why not when the pieces' tasks leave memory: Dask's active memory manager drops extra
 replicas of a piece's (tiny) result while the paste still waits for it.
@@ -45,6 +48,7 @@ DIR = "/dev/shm"
 PREFIX = "jupyter-remote-split-"
 HEADER = 4096  # bytes before the data: the whole's shape and dtype, as JSON
 MAX_BLOCKS = 65536  # more contiguous runs than this in a piece: paste by copy instead
+MIN_RUN = 4096  # ... or runs of fewer bytes than this
 ROOM = 64 * 2**20  # bytes /dev/shm must keep free beyond the segment
 
 
@@ -57,7 +61,6 @@ _LOST = (
 
 
 _gone: set[str] = set()  # segments discarded in this process: never written again
-_made: set[str] = set()  # segments this process created
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
     ``axis``) into the segment ``name``; ``None`` when it cannot go there."""
     import numpy
 
-    if type(value) is not numpy.ndarray or value.dtype.hasobject or value.ndim == 0:
+    if not shareable(value) or value.ndim == 0:
         return None
     ax = axis % value.ndim if -value.ndim <= axis < value.ndim else None
     if ax is None or value.shape[ax] != stop - start:
@@ -91,8 +94,9 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
     runs = 1
     for size in shape[:ax]:
         runs *= size
-    if runs > MAX_BLOCKS or name in _gone or not os.path.isdir(DIR):
-        return None
+    run_bytes = value.dtype.itemsize * _product(list(value.shape[ax:]))
+    if runs > MAX_BLOCKS or (runs > 1 and run_bytes < MIN_RUN) or name in _gone:
+        return None  # (many small writes cost more than the paste's copy)
     header = {"shape": shape, "dtype": value.dtype.str}
     nbytes = value.dtype.itemsize * _product(shape)
     path = path_of(name)
@@ -101,7 +105,10 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
     except OSError:  # another user's file (workers of other users on one host)
         return None
     try:
-        inode = _claim(fd, path, header, nbytes)
+        try:
+            inode = _claim(fd, path, header, nbytes)
+        except OSError:  # no room for the header, say: this piece is pasted by copy
+            return None
         if inode is None:
             return None
         block = value.dtype.itemsize * _product(shape[ax + 1:])
@@ -149,7 +156,6 @@ def _claim(fd: int, path: str, header: dict[str, Any], nbytes: int) -> int | Non
                 return None
             os.ftruncate(fd, HEADER + nbytes)
             os.pwrite(fd, json.dumps(header).encode(), 0)
-            _made.add(os.path.basename(path)[len(PREFIX):])
         elif _header(fd) != header:
             return None
         return info.st_ino
@@ -214,21 +220,20 @@ def put(name: str, value: Any) -> Placed | None:
     own; ``None`` (send it as usual) when it is not such an array or there is no room."""
     import numpy
 
-    if (type(value) is not numpy.ndarray or value.dtype.hasobject or value.size == 0
-            or name.split("-in-")[0] in _gone or not os.path.isdir(DIR)):
+    if not shareable(value) or name.split("-in-")[0] in _gone:
         return None
     lead = _lead(value)
-    if _product(list(value.shape[:lead])) > MAX_BLOCKS:
+    runs = _product(list(value.shape[:lead]))
+    if runs > MAX_BLOCKS or (runs > 1 and value[(0,) * lead].nbytes < MIN_RUN):
         return None
     space = os.statvfs(DIR)
     if space.f_bavail * space.f_frsize < value.nbytes + ROOM:
         return None
     path = path_of(name)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # made already (a cut run again: a piece may map it), or not ours
         return None
-    _made.add(name)
     try:
         os.pwrite(fd, json.dumps({"shape": list(value.shape), "dtype": value.dtype.str}).encode(), 0)
         offset = HEADER
@@ -286,17 +291,34 @@ def discard(name: str, parts: int | None = None) -> None:
     puts = (glob.glob(glob.escape(path_of(name)) + "-in-*") if parts is None
             else [f"{path_of(name)}-in-{index}" for index in range(parts)])
     for path in [path_of(name), *puts]:
-        _made.discard(os.path.basename(path)[len(PREFIX):])
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
 
 
-def sweep() -> None:
-    """Unlink every segment this process made that is still there."""
-    for name in list(_made):
-        discard(name)
+def identity() -> tuple[int, int, str]:
+    """``/dev/shm``'s device and inode and the machine's boot id: equal on two workers
+    when they share the same ``/dev/shm``."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            boot = file.read().strip()
+    except OSError:
+        boot = ""
+    try:
+        info = os.stat(DIR)
+    except OSError:
+        return (0, 0, "no " + DIR)
+    return (info.st_dev, info.st_ino, boot)
+
+
+def shareable(value: Any) -> bool:
+    """A numpy array whose bytes mean the same written and read back: plain numbers in
+    native byte order (not objects, dates, records or sub-arrays)."""
+    import numpy
+
+    return (type(value) is numpy.ndarray and value.dtype.kind in "biufc"
+            and value.dtype.isnative and value.size > 0)
 
 
 def _product(sizes: list[int]) -> int:

@@ -67,8 +67,8 @@ def _done(ref, seconds=60):
 
 
 def test_a_split_pastes_in_shared_memory_from_a_local_array_and_from_a_ref(local):
-    x = np.random.default_rng(1).random((500, 301))  # 1.2 MB: pieces go straight to workers
-    made = cells.run_cell("import numpy as np\nx = np.random.default_rng(1).random((500, 301))",
+    x = np.random.default_rng(1).random((500, 1201))  # 4.8 MB: pieces go straight to workers
+    made = cells.run_cell("import numpy as np\nx = np.random.default_rng(1).random((500, 1201))",
                           {}, local)
     f = jupyter_remote.function(colwise)
     for source in (x, made.refs["x"]):
@@ -103,7 +103,7 @@ def mapped_input(a):
 def test_a_ref_piece_for_another_worker_travels_in_shared_memory(local):
     """The holder's pieces are views of the value; the other worker's are put in /dev/shm
     by the holder and mapped there, not sent over a socket."""
-    made = cells.run_cell("import numpy as np\nx = np.zeros((5, 12))", {}, local)
+    made = cells.run_cell("import numpy as np\nx = np.zeros((5, 1200))", {}, local)
     out = jupyter_remote.function(mapped_input).split(made.refs["x"], parts=2)
     assert sorted(set(out[0])) == [0.0, 1.0]
     assert made.refs["x"].get().sum() == 0  # changing a mapped piece changed nothing else
@@ -120,7 +120,7 @@ def test_small_splits_paste_by_copy(local, monkeypatch):
     ref = jupyter_remote.function(colwise).split(small, get=False)
     _done(ref)
     assert _memory_behind(local.client, ref) == {"ndarray"}
-    big = np.ones((1000, 600))  # 4.8 MB
+    big = np.ones((500, 1200))  # 4.8 MB, rows of 600 columns a piece
     ref = jupyter_remote.function(colwise).split(big, get=False)
     _done(ref)
     assert _memory_behind(local.client, ref) == {"mmap"}
@@ -139,12 +139,15 @@ def test_shared_memory_off_pastes_by_copy(local):
 
 
 def test_results_that_do_not_fit_one_array_are_pasted_by_copy(local):
-    x = np.arange(60.0).reshape(6, 10)
+    x = np.arange(6 * 1200.0).reshape(6, 1200)  # rows of 600 columns a piece: shared
     by_piece = jupyter_remote.function(lambda a: a.astype("i8") if a[0, 0] == 0 else a)
-    expected = np.concatenate([x[:, :5].astype("i8"), x[:, 5:]], axis=1)
+    expected = np.concatenate([x[:, :600].astype("i8"), x[:, 600:]], axis=1)
     assert np.array_equal(by_piece.split(x, parts=2), expected)  # dtypes differ
     first_column = jupyter_remote.function(lambda a: a[:, :1])
-    assert np.array_equal(first_column.split(x, parts=2), x[:, [0, 5]])  # lengths differ
+    assert np.array_equal(first_column.split(x, parts=2), x[:, [0, 600]])  # lengths differ
+    dates = np.arange(0, 6 * 1200, dtype="datetime64[s]").reshape(6, 1200)
+    same = jupyter_remote.function(lambda a: a)
+    assert np.array_equal(same.split(dates, parts=2), dates)  # no buffer to write: copied
     as_list = jupyter_remote.function(lambda a: a.ravel().tolist())
     assert as_list.split(x, axis=0, parts=2) == x.ravel().tolist()  # not an array
     made = cells.run_cell("import numpy as np\nx = np.arange(18.0).reshape(6, 3)\n"
@@ -161,7 +164,7 @@ def test_results_that_do_not_fit_one_array_are_pasted_by_copy(local):
 def test_a_failed_split_leaves_nothing_in_dev_shm(local, tmp_path):
     """One piece fails once the other has written its part (it waits for the file, bounded,
     and records that it saw it): the part must not stay behind."""
-    x = np.arange(40.0).reshape(4, 10)
+    x = np.arange(4 * 1200.0).reshape(4, 1200)
     seen = str(tmp_path / "seen")
 
     def fail_late(a, seen=seen, prefix=os.path.join(shared.DIR, shared.PREFIX)):
@@ -191,7 +194,7 @@ def test_a_failed_split_leaves_nothing_in_dev_shm(local, tmp_path):
 
 
 def test_a_split_stopped_by_its_timeout_leaves_nothing_in_dev_shm(local):
-    x = np.arange(40.0).reshape(4, 10)
+    x = np.arange(4 * 1200.0).reshape(4, 1200)
 
     def slow_second(a):
         import time

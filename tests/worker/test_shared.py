@@ -22,6 +22,7 @@ def shm(tmp_path, monkeypatch):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], check=True)
     monkeypatch.setattr(shared, "DIR", str(where))
     monkeypatch.setattr(shared, "ROOM", 2**18)  # the 64 MiB to spare, scaled down
+    monkeypatch.setattr(shared, "MIN_RUN", 0)  # small arrays, every layout
     try:
         yield where
     finally:
@@ -96,15 +97,39 @@ def test_a_paste_that_cannot_find_the_pieces_says_what_to_do(shm):
         shared.whole(parts)
 
 
-def test_a_discarded_split_is_never_written_again_and_sweep_unlinks_what_was_made(shm):
+def test_a_discarded_split_is_never_written_again(shm):
     x = np.arange(10.0).reshape(1, 10)
     assert isinstance(_write("late", x, -1, 0, 2), shared.Written)
     shared.discard("late")
     assert _write("late", x, -1, 1, 2) is None  # a piece that ends after a cancel
     assert not os.listdir(shm)
-    assert isinstance(_write("orphan", x, -1, 0, 2), shared.Written)
-    assert os.listdir(shm) == [shared.PREFIX + "orphan"]
-    shared.sweep()  # the worker closes: what it made and nothing pasted goes
+
+
+def test_only_plain_numbers_in_long_runs_are_shared(shm, monkeypatch):
+    """Dates, records and foreign byte order would not read back as written; runs of a
+    few bytes (a tall array cut by columns) cost more in writes than the paste's copy."""
+    dates = np.arange(0, 10, dtype="datetime64[D]").reshape(1, 10)
+    records = np.zeros((1, 10), dtype=[("a", "i4"), ("b", "f8")])
+    swapped = np.arange(10, dtype=">i4").reshape(1, 10)
+    for value in (dates, records, swapped):
+        assert _write("odd", value, -1, 0, 2) is None
+        assert shared.put("odd-in-1", value) is None
+    monkeypatch.setattr(shared, "MIN_RUN", 4096)
+    tall = np.ones((1000, 20))  # 10 columns of a row: 80 bytes a run
+    assert _write("tall", tall, -1, 0, 2) is None
+    assert shared.put("tall-in-1", pieces.cut(tall, -1, 1, 2)) is None
+    assert isinstance(_write("rows", tall, 0, 0, 2), shared.Written)  # one run
+    shared.discard("rows")
+    assert not os.listdir(shm)
+
+
+def test_a_cut_run_again_never_truncates_a_put_piece(shm):
+    x = np.arange(40.0).reshape(4, 10)
+    placed = shared.put("again-in-1", x[2:])
+    taken = shared.take(placed)
+    assert shared.put("again-in-1", x[2:]) is None  # sent as usual instead
+    assert np.array_equal(taken, x[2:])
+    shared.discard("again")
     assert not os.listdir(shm)
 
 
