@@ -35,6 +35,7 @@ replicas of a piece's (tiny) result while the paste still waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -150,8 +151,7 @@ def _claim(fd: int, path: str, header: dict[str, Any], nbytes: int) -> int | Non
         if not linked:  # unlinked since it was opened (no room for another piece, or the
             return None  # split is over): writing there would be lost
         if info.st_size == 0:
-            space = os.statvfs(DIR)
-            if space.f_bavail * space.f_frsize < nbytes + ROOM:
+            if not _room(nbytes):
                 os.unlink(path)  # still empty: no piece's part is in it
                 return None
             os.ftruncate(fd, HEADER + nbytes)
@@ -180,21 +180,10 @@ def whole(parts: list[Any]) -> Any:
     if not written:
         return None
     name = written[0].name
-    path = path_of(name)
     try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        raise RuntimeError(_LOST.format(path=path)) from None
-    try:
-        info = os.fstat(fd)
-        if any(part.inode != info.st_ino for part in written):
-            raise RuntimeError(_LOST.format(path=path))
-        header = _header(fd)
-        buffer = mmap.mmap(fd, info.st_size)
+        array = _mapped(path_of(name), {part.inode for part in written}, mmap.ACCESS_WRITE)
     finally:
-        os.close(fd)
         discard(name, len(parts))
-    array = numpy.frombuffer(buffer, dtype=header["dtype"], offset=HEADER).reshape(header["shape"])
     if len(written) == len(parts):
         return array
     # Some pieces could not write theirs: paste by copy, the written ones from the segment.
@@ -226,8 +215,7 @@ def put(name: str, value: Any) -> Placed | None:
     runs = _product(list(value.shape[:lead]))
     if runs > MAX_BLOCKS or (runs > 1 and value[(0,) * lead].nbytes < MIN_RUN):
         return None
-    space = os.statvfs(DIR)
-    if space.f_bavail * space.f_frsize < value.nbytes + ROOM:
+    if not _room(value.nbytes):
         return None
     path = path_of(name)
     try:
@@ -243,7 +231,7 @@ def put(name: str, value: Any) -> Placed | None:
             offset += len(block)
         inode = os.fstat(fd).st_ino
     except OSError:  # no room after all: the piece travels as usual
-        discard(name)
+        _unlink(path)
         return None
     finally:
         os.close(fd)
@@ -261,19 +249,24 @@ def _lead(value: Any) -> int:
 
 def take(placed: Placed) -> Any:
     """The piece :func:`put` wrote, mapped copy-on-write: the function may change it."""
+    return _mapped(path_of(placed.name), {placed.inode}, mmap.ACCESS_COPY)
+
+
+def _mapped(path: str, inodes: set[int], access: int) -> Any:
+    """The array in the segment at ``path``, mapped, once it is checked to be the file
+    (``inodes``) the pieces wrote."""
     import numpy
 
-    path = path_of(placed.name)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR if access == mmap.ACCESS_WRITE else os.O_RDONLY)
     except FileNotFoundError:
         raise RuntimeError(_LOST.format(path=path)) from None
     try:
         info = os.fstat(fd)
-        if info.st_ino != placed.inode:
+        if inodes != {info.st_ino}:
             raise RuntimeError(_LOST.format(path=path))
         header = _header(fd)
-        buffer = mmap.mmap(fd, info.st_size, access=mmap.ACCESS_COPY)
+        buffer = mmap.mmap(fd, info.st_size, access=access)
     finally:
         os.close(fd)
     return numpy.frombuffer(buffer, dtype=header["dtype"], offset=HEADER).reshape(header["shape"])
@@ -291,10 +284,21 @@ def discard(name: str, parts: int | None = None) -> None:
     puts = (glob.glob(glob.escape(path_of(name)) + "-in-*") if parts is None
             else [f"{path_of(name)}-in-{index}" for index in range(parts)])
     for path in [path_of(name), *puts]:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _room(nbytes: int) -> bool:
+    """Whether ``/dev/shm`` has room for ``nbytes`` and :data:`ROOM` to spare."""
+    try:
+        space = os.statvfs(DIR)
+    except OSError:
+        return False
+    return space.f_bavail * space.f_frsize >= nbytes + ROOM
 
 
 def identity() -> tuple[int, int, str]:

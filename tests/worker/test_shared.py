@@ -148,3 +148,12 @@ def test_a_put_piece_maps_as_it_was_and_goes_with_its_split(shm):
     assert shared.put("big-in-1", np.ones((2, 2**19))) is None  # no room: sent as usual
     assert shared.put("list-in-1", [1, 2]) is None
     assert not os.listdir(shm)
+
+
+def test_identity_tells_two_dev_shm_apart(shm, monkeypatch):
+    """What the notebook compares across workers before sharing: another tmpfs (another
+    container's /dev/shm) gives another identity, the same one the same."""
+    mine = shared.identity()
+    assert shared.identity() == mine
+    monkeypatch.setattr(shared, "DIR", "/dev/shm")
+    assert shared.identity() != mine
