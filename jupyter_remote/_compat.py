@@ -62,6 +62,32 @@ async def run_on_scheduler_async(client: Any, fn: Callable[..., Any], *args: Any
     return await client.run_on_scheduler(fn, *args, asynchronous=True)
 
 
+# -- distributed: futures ------------------------------------------------------------------
+def when_done(future: Any, fn: Callable[[Any], Any]) -> None:
+    """Call ``fn(future)`` on the client's event loop once ``future`` is no longer pending
+    (finished, failed, cancelled or lost), so ``fn`` must not block.
+
+    ``Future.add_done_callback`` hands ``fn`` to a thread pool of Dask's, which refuses work
+    once the interpreter is shutting down: a call finished by its event stream leaves its
+    future pending for a moment longer, and a script that ends right then printed
+    ``RuntimeError: cannot schedule new futures after interpreter shutdown`` when the
+    client closed. Private: ``Future._state.wait()`` (distributed 2022.x-2026.8.0), the
+    coroutine ``add_done_callback`` itself awaits. Feature test: it exists. Fallback:
+    ``add_done_callback``.
+    """
+    state = getattr(future, "_state", None)
+    if not callable(getattr(state, "wait", None)):
+        future.add_done_callback(fn)
+        return
+
+    async def wait() -> None:
+        while future.status == "pending":
+            await state.wait()
+        fn(future)
+
+    future.client.loop.add_callback(wait)
+
+
 # -- distributed: the scheduler's tasks ----------------------------------------------------
 class TaskView(NamedTuple):
     """What the package reads of one of the scheduler's ``TaskState``s."""

@@ -19,6 +19,43 @@ def test_zero_interval_sets_a_real_batched_send(local):
     assert _compat.zero_interval(object()) is False  # the fallback: nothing to set
 
 
+def test_when_done_calls_back_on_the_clients_loop_for_each_ending(local):
+    """Finished, failed and cancelled futures each call back once, on the client's event
+    loop thread (not Dask's callback thread pool, which refuses work at interpreter exit)."""
+    client = local.client
+    seen: dict[str, tuple[str, str]] = {}
+    arrived = threading.Semaphore(0)
+
+    def note(name):
+        def fn(future):
+            seen[name] = (future.status, threading.current_thread().name)
+            arrived.release()
+        return fn
+
+    def fail():
+        raise ValueError("no")
+
+    finished = client.submit(lambda: 1, pure=False)
+    failed = client.submit(fail, pure=False)
+    slow = client.submit(time.sleep, 30, pure=False)
+    for name, future in [("finished", finished), ("failed", failed), ("slow", slow)]:
+        _compat.when_done(future, note(name))
+    for _ in range(2):
+        assert arrived.acquire(timeout=30)
+    assert "slow" not in seen  # still pending: no call back yet
+    slow.cancel()
+    assert arrived.acquire(timeout=30)
+    loop_thread: list[str] = []
+    client.loop.add_callback(lambda: (loop_thread.append(threading.current_thread().name),
+                                      arrived.release()))
+    assert arrived.acquire(timeout=30)
+    assert {k: v[0] for k, v in seen.items()} == {"finished": "finished", "failed": "error",
+                                                   "slow": "cancelled"}
+    assert {v[1] for v in seen.values()} == set(loop_thread)
+    _compat.when_done(finished, note("again"))  # already done: at once
+    assert arrived.acquire(timeout=30) and seen["again"][0] == "finished"
+
+
 def _events(topic, dask_scheduler=None):
     return len(dask_scheduler.get_events(topic=topic))
 

@@ -30,6 +30,7 @@ import cloudpickle
 import dask
 
 from jupyter_remote import config, on_scheduler
+from jupyter_remote._compat import when_done
 from jupyter_remote.core import logs, modules, registry
 from jupyter_remote.core.refs import translate
 from jupyter_remote.exceptions import RemoteTimeoutError, ResourceError
@@ -125,7 +126,7 @@ class Call:
                 self.finish(_state_of(self.futures))
 
         for future in self.futures:
-            future.add_done_callback(one_done)
+            when_done(future, one_done)
 
     def finish(self, state: str) -> None:
         if self._cancelled:  # whoever waited saw the cancellation as a failure first
@@ -251,7 +252,7 @@ def wait(
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     _listen(call, fetch, inbox, result_event, on_lines, decode)
     for future in others:
-        future.add_done_callback(lambda f: inbox.put((DONE, None, True, None)))
+        when_done(future, lambda f: inbox.put((DONE, None, True, None)))
     client = call.cluster.client
     for index, future in enumerate(fetch):
         if not (result_event and index == 0):
@@ -299,7 +300,7 @@ def _listen(call: Call, fetch: list[Any], inbox: queue.SimpleQueue[Any], result_
         if not sent.is_set():
             client.loop.add_callback(fetch_value, future, 0, inbox, sent)
 
-    fetch[0].add_done_callback(first_done)
+    when_done(fetch[0], first_done)
 
 
 def _collect(call: Call, inbox: queue.SimpleQueue[Any], n_fetch: int, n_others: int,

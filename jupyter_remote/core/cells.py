@@ -9,10 +9,12 @@ which answers an identical run from the result store, in this kernel or any othe
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_remote._compat import when_done
 from jupyter_remote.core import analysis, calls, placement, share
 from jupyter_remote.core.clusters import Cluster
 from jupyter_remote.core.refs import RemoteRef
@@ -236,9 +238,7 @@ def _finished(call: calls.Call, main: Any, names: list[str], label: str, get: bo
 def _fill_in_when_done(call: calls.Call, main, refs: dict[str, RemoteRef]) -> None:
     """For ``--no-wait``: give the refs their type/size/worker once the cell has run."""
 
-    def done(future) -> None:
-        if future.status != "finished":
-            return
+    def fill_in(future) -> None:
         try:
             meta = future.result()
         except Exception:
@@ -248,4 +248,8 @@ def _fill_in_when_done(call: calls.Call, main, refs: dict[str, RemoteRef]) -> No
             if info is not None:
                 ref.info.update(info, worker=meta["worker"])
 
-    main.add_done_callback(done)
+    def done(future) -> None:  # on the client's loop: the fetch goes to a thread
+        if future.status == "finished":
+            threading.Thread(target=fill_in, args=(future,), daemon=True).start()
+
+    when_done(main, done)

@@ -17,6 +17,7 @@ from typing import Any
 
 import dask
 
+from jupyter_remote._compat import when_done
 from jupyter_remote.core import calls, views
 from jupyter_remote.core.refs import RemoteRef
 from jupyter_remote.wire import pieces
@@ -125,7 +126,7 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
                              "share": share and share["name"]},
                             key=f"remote-split-{call.id}-concat")
         if share is not None:  # a split that fails or is cancelled later (a ref's) too
-            whole.add_done_callback(functools.partial(_discard_unless_done, call,
+            when_done(whole, functools.partial(_discard_unless_done, call,
                                                       share["name"]))
         if not get:
             return RemoteRef(whole, call.cluster, name=f"{function.name}.split(...)",

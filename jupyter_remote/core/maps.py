@@ -33,6 +33,7 @@ import cloudpickle
 import dask
 
 from jupyter_remote import config
+from jupyter_remote._compat import when_done
 from jupyter_remote.core import calls, views
 from jupyter_remote.core.batches import InitItems, Sizer, Source
 from jupyter_remote.core.refs import translate
@@ -163,11 +164,11 @@ class _Runner:
             self.batches += 1
             self.pending[future] = (start, chunk)
             if self.options.keep:  # only its end matters here: its value stays there
-                future.add_done_callback(lambda f: self.inbox.put((calls.DONE, f, None, None)))
+                when_done(future, lambda f: self.inbox.put((calls.DONE, f, None, None)))
             else:  # its results come on the call's stream, or are fetched if they don't
                 sent = threading.Event()
                 self.streamed[self.batches - 1] = (future, sent)
-                future.add_done_callback(functools.partial(self._fetch_unless_streamed, sent))
+                when_done(future, functools.partial(self._fetch_unless_streamed, sent))
 
     def _streamed(self, result: Any) -> None:
         """On the client's loop: a batch's results, sent on the call's stream."""

@@ -137,3 +137,30 @@ def test_embedded_cluster_dies_with_its_kernel(how, tmp_path):
         alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
         time.sleep(0.5)
     assert not alive, f"left behind after {how}: {alive}"
+
+
+@pytest.mark.slow
+def test_a_script_that_ends_with_work_in_flight_exits_without_errors(tmp_path):
+    """A script's last calls may still be pending on the cluster when it ends (a call
+    finished by its event stream, whose task is not reported done yet; a ref still
+    computing): closing the cluster at exit settles them, and that
+    must print nothing. Dask's ``add_done_callback`` ran our callbacks in a thread pool that
+    refuses work once the interpreter is shutting down, so each printed a traceback."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time, jupyter_remote\n"
+        "def slow(x):\n"
+        "    time.sleep(30)\n"
+        "    return x\n"
+        "f = jupyter_remote.function(lambda x: x + 1, cluster='local')\n"
+        "g = jupyter_remote.function(slow, cluster='local')\n"
+        "print(f(1), f.map(range(3)), flush=True)\n"
+        "refs = [g.remote(1), g.remote(2)]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "2 [1, 2, 3]"
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr[-3000:]
