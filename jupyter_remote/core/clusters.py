@@ -127,7 +127,7 @@ class Cluster(ShutdownMixin):
         start = time.monotonic()
         try:
             if self.embedded:
-                self._cluster = local_cluster.start()
+                self._cluster = local_cluster.start(at_exit=close_all)
                 self.interactive = bool(config.get("local.interactive"))
                 target: Any = self._cluster
             elif self.factory:
@@ -242,7 +242,8 @@ class Cluster(ShutdownMixin):
             if self._router is not None:
                 self._router.close()
                 self._router = None
-            if self._client is not None:
+            if self._client is not None:  # the embedded cluster's workers: closed, not killed
+                local_cluster.close_workers(self._client, self._cluster if self.embedded else None)
                 self._client.close()
                 self._client = None
             if self._cluster is not None:
@@ -380,10 +381,8 @@ def all_clusters() -> list[Cluster]:
     """Every cluster known here: those in use and those defined in config."""
     out = []
     for name in known_names():
-        try:
+        with contextlib.suppress(Exception):
             out.append(cluster(name))
-        except Exception:
-            continue
     return out
 
 

@@ -16,10 +16,12 @@ elsewhere within seconds.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jupyter_remote import config
@@ -27,8 +29,13 @@ from jupyter_remote import config
 PRELOAD = "jupyter_remote.preload"
 
 
-def start() -> Any:
-    """Start the embedded cluster: its scheduler in a process of its own by default."""
+def start(at_exit: Callable[[], None] | None = None) -> Any:
+    """Start the embedded cluster: its scheduler in a process of its own by default.
+
+    ``at_exit`` (the caller's close, which calls :func:`close_workers`) is registered with
+    ``atexit`` again now, so that it runs before the exit hooks Dask registered when it was
+    imported: they kill the workers (and close the client ``close_workers`` needs) first.
+    """
     from jupyter_remote.preload import INTERACTIVE_ENV, PARENT_ENV
 
     def cfg(key: str, default: Any = None) -> Any:
@@ -65,6 +72,9 @@ def start() -> Any:
                 worker_kwargs=worker_kwargs,
                 **common,
             )
+        if at_exit is not None:  # last registered, first run
+            atexit.unregister(at_exit)
+            atexit.register(at_exit)
     else:
         from distributed import LocalCluster
 
@@ -97,3 +107,54 @@ def _stderr_to(path: str) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(fd)
         os.close(saved)
+
+
+def close_workers(client: Any, deployment: Any, timeout: float = 3.0) -> None:
+    """Have each nanny of the embedded cluster close its worker and itself, and wait (at
+    most ``timeout`` seconds in all) for their processes to end, before Dask's
+    ``SubprocessCluster`` closes.
+
+    That close kills every process under each worker's ``dask spec`` (SIGKILL): a nanny
+    killed that way never unlinks the semaphores its worker's queues made, and each start
+    of the cluster left 12 ``sem.mp-*`` files in ``/dev/shm`` until the machine restarted.
+    A worker busy with a call that does not stop is terminated by its nanny after half of
+    ``timeout``; whatever is still running at the end is killed as before.
+    """
+    import psutil
+
+    if deployment is None:
+        return
+    deadline = time.monotonic() + timeout
+    pids = [proc.pid for proc in (getattr(w, "process", None)
+                                  for w in getattr(deployment, "workers", {}).values())
+            if proc is not None and getattr(proc, "returncode", 0) is None]
+    if not pids:
+        return
+    try:
+        client.run_on_scheduler(_close_every_worker, timeout / 2)
+    except Exception:  # a lost scheduler: Dask's close kills them as before
+        return
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(psutil, pid)]
+        time.sleep(0.05)
+
+
+async def _close_every_worker(timeout: float, dask_scheduler: Any) -> None:
+    """Each nanny closes its worker (a stop message the worker process waits for: a worker
+    closed by the scheduler instead waits 2 s for it) and then itself."""
+    import asyncio
+
+    nannies = [ws.nanny for ws in list(dask_scheduler.workers.values()) if ws.nanny]
+    closing = asyncio.gather(*(dask_scheduler.rpc(n).terminate(timeout=timeout,
+                                                              reason="jupyter-remote-close")
+                               for n in nannies), return_exceptions=True)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(closing, timeout + 0.5)
+
+
+def _alive(psutil: Any, pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has ended: asyncio reaps it, not us)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

@@ -164,3 +164,37 @@ def test_a_script_that_ends_with_work_in_flight_exits_without_errors(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "2 [1, 2, 3]"
     assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_the_embedded_cluster_leaves_no_semaphores_behind(busy, tmp_path):
+    """Each worker's nanny makes POSIX semaphores (``/dev/shm/sem.mp-*``) for the queues to
+    its worker process. Dask's ``SubprocessCluster`` closes by SIGKILLing everything under
+    each worker, so they were never unlinked: 12 files per start of the cluster, until the
+    machine restarted. Closed at exit now, by the nannies, even with a call still running."""
+    import os
+    import subprocess
+    import sys
+
+    def semaphores() -> set[str]:
+        return {f for f in os.listdir("/dev/shm") if f.startswith("sem.")}
+
+    script = (
+        "import os, time, jupyter_remote\n"
+        "from jupyter_remote.core import clusters\n"
+        "c = clusters.cluster('local')\n"
+        "print(len(c.client.run(os.getpid)), flush=True)\n"
+        "if os.environ['BUSY'] == '1':\n"
+        "    ref = jupyter_remote.function(time.sleep, cluster='local').remote(60)\n"
+        "    time.sleep(1)\n"
+    )
+    before = semaphores()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, env={**os.environ, "BUSY": str(int(busy))})
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr[-3000:]
+    deadline = time.monotonic() + 15
+    while semaphores() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not semaphores() - before, f"left in /dev/shm: {sorted(semaphores() - before)}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
