@@ -20,8 +20,9 @@ and the paste only maps the file: the whole is a numpy array backed by that memo
   the host goes the same way: the worker holding the value writes the piece into a segment
   of its own (one copy), the piece's worker maps it (none), instead of a copy to send, a
   socket, and a copy received.
-- :func:`discard`: unlinks a call's segment and keeps its pieces from writing there again;
-  the paste calls it, and the notebook on every worker when a split fails or is cancelled.
+- :func:`discard`: unlinks a call's segment and keeps its pieces from writing there again
+  (a tombstone file, so a piece in a requirements environment's process sees it too); the
+  paste calls it, and the notebook on every worker when a split fails or is cancelled.
 - :func:`identity`: what tells two workers they see the same ``/dev/shm`` (the notebook
   compares it across the cluster's workers before sharing; a common network address is
   not enough: ``docker --network host`` without ``--ipc host``).
@@ -42,6 +43,7 @@ import glob
 import json
 import mmap
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +64,8 @@ _LOST = (
 
 
 _gone: set[str] = set()  # segments discarded in this process: never written again
+GONE = ".gone"  # ... and in any process of the host: an empty file, the split's tombstone
+TOMBSTONE_SECONDS = 3600  # tombstones older than this go at the next discard
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
     for size in shape[:ax]:
         runs *= size
     run_bytes = value.dtype.itemsize * _product(list(value.shape[ax:]))
-    if runs > MAX_BLOCKS or (runs > 1 and run_bytes < MIN_RUN) or name in _gone:
+    if runs > MAX_BLOCKS or (runs > 1 and run_bytes < MIN_RUN) or _over(name):
         return None  # (many small writes cost more than the paste's copy)
     header = {"shape": shape, "dtype": value.dtype.str}
     nbytes = value.dtype.itemsize * _product(shape)
@@ -122,7 +126,7 @@ def write(name: str, value: Any, axis: int, start: int, stop: int, total: int) -
             return None
     finally:
         os.close(fd)
-    if name in _gone:  # discarded while this piece wrote: the split is over
+    if _over(name):  # discarded while this piece wrote: the split is over
         discard(name)
         return None
     return Written(name, inode, ax, start, stop)
@@ -182,8 +186,8 @@ def whole(parts: list[Any]) -> Any:
     name = written[0].name
     try:
         array = _mapped(path_of(name), {part.inode for part in written}, mmap.ACCESS_WRITE)
-    finally:
-        discard(name, len(parts))
+    finally:  # every piece has ended: no late writer, so no tombstone
+        discard(name, len(parts), tombstone=False)
     if len(written) == len(parts):
         return array
     # Some pieces could not write theirs: paste by copy, the written ones from the segment.
@@ -209,7 +213,7 @@ def put(name: str, value: Any) -> Placed | None:
     own; ``None`` (send it as usual) when it is not such an array or there is no room."""
     import numpy
 
-    if not shareable(value) or name.split("-in-")[0] in _gone:
+    if not shareable(value) or _over(name.split("-in-")[0]):
         return None
     lead = _lead(value)
     runs = _product(list(value.shape[:lead]))
@@ -276,15 +280,39 @@ def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, stop),)
 
 
-def discard(name: str, parts: int | None = None) -> None:
+def discard(name: str, parts: int | None = None, tombstone: bool = True) -> None:
     """Unlink the segment ``name`` and the pieces put for it (its ``parts``, or all there
-    are: a listing of ``/dev/shm``), if they are there; this process writes none of them
-    again."""
+    are: a listing of ``/dev/shm``), if they are there; no process of this host writes
+    them again.
+
+    The tombstone (``<segment>.gone``, made before anything is unlinked) is what a late
+    piece in another process sees: one in a requirements environment's process, which this
+    process's ``_gone`` does not reach, checks it before and after it writes, and unlinks
+    what it wrote if the split ended meanwhile. Tombstones go an hour later (at a discard)."""
     _gone.add(name)
+    if tombstone:
+        with contextlib.suppress(OSError):
+            os.close(os.open(path_of(name) + GONE, os.O_WRONLY | os.O_CREAT, 0o600))
     puts = (glob.glob(glob.escape(path_of(name)) + "-in-*") if parts is None
             else [f"{path_of(name)}-in-{index}" for index in range(parts)])
     for path in [path_of(name), *puts]:
         _unlink(path)
+    if tombstone:
+        _sweep_tombstones()
+
+
+def _sweep_tombstones() -> None:
+    """Unlink the tombstones older than :data:`TOMBSTONE_SECONDS`."""
+    now = time.time()
+    for path in glob.glob(os.path.join(glob.escape(DIR), PREFIX + "*" + GONE)):
+        with contextlib.suppress(OSError):
+            if now - os.stat(path).st_mtime > TOMBSTONE_SECONDS:
+                os.unlink(path)
+
+
+def _over(name: str) -> bool:
+    """Whether the split ``name`` was discarded, here or by another process of the host."""
+    return name in _gone or os.path.exists(path_of(name) + GONE)
 
 
 def _unlink(path: str) -> None:

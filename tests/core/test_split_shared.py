@@ -22,8 +22,9 @@ def colwise(x):
     return x * 2 + x.sum(axis=0, keepdims=True)
 
 
-def _segments() -> list[str]:
-    return glob.glob(os.path.join(shared.DIR, shared.PREFIX + "*"))
+def _segments() -> list[str]:  # (a failed split's tombstone is not one: it holds no memory)
+    return [path for path in glob.glob(os.path.join(shared.DIR, shared.PREFIX + "*"))
+            if not path.endswith(shared.GONE)]
 
 
 def _left_after(seconds: float = 10) -> list[str]:

@@ -97,12 +97,54 @@ def test_a_paste_that_cannot_find_the_pieces_says_what_to_do(shm):
         shared.whole(parts)
 
 
+def _segments(shm):
+    return sorted(f for f in os.listdir(shm) if not f.endswith(shared.GONE))
+
+
 def test_a_discarded_split_is_never_written_again(shm):
     x = np.arange(10.0).reshape(1, 10)
     assert isinstance(_write("late", x, -1, 0, 2), shared.Written)
     shared.discard("late")
     assert _write("late", x, -1, 1, 2) is None  # a piece that ends after a cancel
-    assert not os.listdir(shm)
+    assert not _segments(shm)
+
+
+def test_a_late_piece_in_another_process_sees_the_discard(shm, monkeypatch):
+    """A piece of a split with requirements runs in the environment's process, where the
+    worker's discard (and its ``_gone``) does not reach: the tombstone on the filesystem
+    does, before it writes and after."""
+    x = np.arange(10.0).reshape(1, 10)
+    shared.discard("env")
+    monkeypatch.setattr(shared, "_gone", set())  # the environment's process knew nothing
+    assert _write("env", x, -1, 1, 2) is None
+    assert not _segments(shm)
+    # discarded while it wrote: what it wrote goes
+    real_claim = shared._claim
+
+    def claim_then_discarded(*args):
+        inode = real_claim(*args)
+        with open(shared.path_of("race") + shared.GONE, "w"):
+            pass
+        return inode
+
+    monkeypatch.setattr(shared, "_claim", claim_then_discarded)
+    assert _write("race", x, -1, 0, 2) is None
+    assert not _segments(shm)
+    # a put for a discarded split is not made either
+    assert shared.put("env-in-1", np.ones((4, 1024))) is None
+    assert not _segments(shm)
+
+
+def test_tombstones_go_an_hour_later_and_a_pasted_split_leaves_none(shm):
+    x = np.arange(10.0).reshape(1, 10)
+    parts = [_write("ok", x, -1, i, 2) for i in range(2)]
+    assert np.array_equal(shared.whole(parts), x)
+    assert os.listdir(shm) == []  # a paste: every piece has ended, no tombstone needed
+    shared.discard("old")
+    old = shared.path_of("old") + shared.GONE
+    os.utime(old, (0, 0))
+    shared.discard("new")
+    assert sorted(os.listdir(shm)) == [os.path.basename(shared.path_of("new") + shared.GONE)]
 
 
 def test_only_plain_numbers_in_long_runs_are_shared(shm, monkeypatch):
@@ -120,7 +162,7 @@ def test_only_plain_numbers_in_long_runs_are_shared(shm, monkeypatch):
     assert shared.put("tall-in-1", pieces.cut(tall, -1, 1, 2)) is None
     assert isinstance(_write("rows", tall, 0, 0, 2), shared.Written)  # one run
     shared.discard("rows")
-    assert not os.listdir(shm)
+    assert not _segments(shm)
 
 
 def test_a_cut_run_again_never_truncates_a_put_piece(shm):
@@ -130,7 +172,7 @@ def test_a_cut_run_again_never_truncates_a_put_piece(shm):
     assert shared.put("again-in-1", x[2:]) is None  # sent as usual instead
     assert np.array_equal(taken, x[2:])
     shared.discard("again")
-    assert not os.listdir(shm)
+    assert not _segments(shm)
 
 
 def test_a_put_piece_maps_as_it_was_and_goes_with_its_split(shm):
@@ -143,11 +185,11 @@ def test_a_put_piece_maps_as_it_was_and_goes_with_its_split(shm):
         taken[...] = -1  # copy-on-write: neither the file nor the value change
         assert np.array_equal(shared.take(placed), piece)
         shared.discard(f"call{axis}")  # the split's end takes its pieces with it
-    assert not os.listdir(shm)
+    assert not _segments(shm)
     assert shared.put("call0-in-2", pieces.cut(x, 0, 2, 3)) is None  # discarded: never again
     assert shared.put("big-in-1", np.ones((2, 2**19))) is None  # no room: sent as usual
     assert shared.put("list-in-1", [1, 2]) is None
-    assert not os.listdir(shm)
+    assert not _segments(shm)
 
 
 def test_identity_tells_two_dev_shm_apart(shm, monkeypatch):
