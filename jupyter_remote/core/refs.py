@@ -253,6 +253,11 @@ def translate(exc: BaseException, label: str, cluster: Any = None) -> BaseExcept
             f"{label} was lost: the workers running it died ({exc}). If it needs more memory "
             "than a worker has, give the workers more, or split the work; then run it again."
         )
+    if getattr(exc, "reason", None) == "already forgotten":  # lost, and no lineage left
+        return WorkerLostError(
+            f"{label} was lost: the worker holding it died, and Dask cannot compute it again "
+            "(what it was made from is gone too). Run the code that made it again."
+        )
     if isinstance(exc, CancelledError) or type(exc).__name__ == "FutureCancelledError":
         return RemoteCancelledError(f"{label} was cancelled; run it again to recompute it")
     return unpack_exception(exc, label)

@@ -209,3 +209,54 @@ def test_a_split_stopped_by_its_timeout_leaves_nothing_in_dev_shm(local):
     with pytest.raises(TimeoutError):
         jupyter_remote.function(slow_second).split(x, parts=2, timeout=2)
     assert _left_after() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["notebook", "ref"])
+def test_a_pasted_ref_whose_worker_dies_is_computed_again_or_told_lost(source):
+    """The paste unlinks its file, so a split's ref (``get=False``) is only in the memory of
+    the worker holding it. When that worker dies (SIGKILL; its nanny starts another), Dask
+    computes it again from its lineage if it can: from a ref that survived, the pieces run
+    again, write a new segment, and the new paste maps it, with the same values. A split of
+    a notebook array has no lineage left once pasted (Dask forgets the pieces nobody
+    wants): that is one clear error saying it was lost, not "cancelled"."""
+    import signal
+
+    import distributed
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    from jupyter_remote.core import clusters
+    from jupyter_remote.exceptions import WorkerLostError
+    from tests.conftest import wait_until
+
+    cluster = SubprocessCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    found = clusters.connect(cluster.scheduler_address, f"paste-{os.getpid()}-{time.time_ns()}")
+    try:
+        client = found.client
+        client.wait_for_workers(2, timeout=60)
+        x = np.arange(200.0 * 2000).reshape(200, 2000)  # runs of 8 KB: shared
+        arg = x
+        if source == "ref":
+            made = cells.run_cell("import numpy as np\nx = np.arange(200.0 * 2000).reshape(200, 2000)\n",
+                                  {}, found)
+            arg = made.refs["x"]
+        ref = jupyter_remote.function(colwise, cluster=found).split(arg, get=False)
+        with client.as_current():
+            distributed.wait(as_future(ref), timeout=60)
+        assert _memory_behind(client, ref) == {"mmap"}
+        [holder] = client.who_has([as_future(ref)])[as_future(ref).key]
+        inputs_survive = source == "ref" and holder not in client.who_has(
+            [as_future(arg)])[as_future(arg).key]
+        [victim] = client.run(os.getpid, workers=[holder]).values()
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: holder not in client.scheduler_info()["workers"], 60,
+                   "the scheduler to see the worker gone")
+        if inputs_survive:
+            assert np.array_equal(ref.get(timeout=60), colwise(x))
+        else:
+            with pytest.raises(WorkerLostError, match="was lost: the worker holding it died"):
+                ref.get(timeout=60)
+        assert _left_after() == []
+    finally:
+        found.close()
+        cluster.close(timeout=5)
