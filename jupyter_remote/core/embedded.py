@@ -109,7 +109,7 @@ def _stderr_to(path: str) -> Iterator[None]:
         os.close(saved)
 
 
-def close_workers(client: Any, deployment: Any, timeout: float = 3.0) -> None:
+def close_workers(client: Any, deployment: Any, timeout: float = 5.0) -> None:
     """Have each nanny of the embedded cluster close its worker and itself, and wait (at
     most ``timeout`` seconds in all) for their processes to end, before Dask's
     ``SubprocessCluster`` closes.

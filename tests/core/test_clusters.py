@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import dask
@@ -172,29 +173,43 @@ def test_the_embedded_cluster_leaves_no_semaphores_behind(busy, tmp_path):
     """Each worker's nanny makes POSIX semaphores (``/dev/shm/sem.mp-*``) for the queues to
     its worker process. Dask's ``SubprocessCluster`` closes by SIGKILLing everything under
     each worker, so they were never unlinked: 12 files per start of the cluster, until the
-    machine restarted. Closed at exit now, by the nannies, even with a call still running."""
+    machine restarted. Closed at exit now, by the nannies, even with a call still running.
+    The semaphores are this cluster's own: those its processes map (``/proc/PID/maps``),
+    so other work on the machine does not count."""
     import os
     import subprocess
     import sys
 
-    def semaphores() -> set[str]:
-        return {f for f in os.listdir("/dev/shm") if f.startswith("sem.")}
+    import psutil
 
     script = (
-        "import os, time, jupyter_remote\n"
+        "import os, sys, time, psutil, jupyter_remote\n"
         "from jupyter_remote.core import clusters\n"
         "c = clusters.cluster('local')\n"
-        "print(len(c.client.run(os.getpid)), flush=True)\n"
+        "c.client.run(os.getpid)\n"
+        "print(*[p.pid for p in psutil.Process().children(recursive=True)], flush=True)\n"
+        "sys.stdin.readline()\n"
         "if os.environ['BUSY'] == '1':\n"
         "    ref = jupyter_remote.function(time.sleep, cluster='local').remote(60)\n"
         "    time.sleep(1)\n"
     )
-    before = semaphores()
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120, env={**os.environ, "BUSY": str(int(busy))})
-    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env={**os.environ, "BUSY": str(int(busy))})
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        made: set[str] = set()
+        for pid in pids:
+            with contextlib.suppress(OSError, psutil.Error):
+                with open(f"/proc/{pid}/maps") as maps:
+                    made |= {line.split()[-1] for line in maps if "/dev/shm/sem." in line}
+        assert len(made) >= 2, (pids, made)  # each nanny's (the check can fail)
+        out, err = proc.communicate("go\n", timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
     deadline = time.monotonic() + 15
-    while semaphores() - before and time.monotonic() < deadline:
+    while any(os.path.exists(p) for p in made) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not semaphores() - before, f"left in /dev/shm: {sorted(semaphores() - before)}"
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert not [p for p in made if os.path.exists(p)], "left in /dev/shm"
+    assert "Traceback" not in err, err[-3000:]
