@@ -236,20 +236,29 @@ def _finished(call: calls.Call, main: Any, names: list[str], label: str, get: bo
 
 
 def _fill_in_when_done(call: calls.Call, main, refs: dict[str, RemoteRef]) -> None:
-    """For ``--no-wait``: give the refs their type/size/worker once the cell has run."""
+    """For ``--no-wait``: give the refs their type/size/worker once the cell has run (before
+    their own keys are ready, so a pending ref's card redraws with them)."""
 
-    def fill_in(future) -> None:
-        try:
-            meta = future.result()
-        except Exception:
-            return
+    def fill_in(meta: dict[str, Any]) -> None:
         for name, ref in refs.items():
             info = meta["outputs"].get(name)
             if info is not None:
                 ref.info.update(info, worker=meta["worker"])
 
-    def done(future) -> None:  # on the client's loop: the fetch goes to a thread
-        if future.status == "finished":
-            threading.Thread(target=fill_in, args=(future,), daemon=True).start()
+    def fetched(future) -> None:
+        try:
+            meta = future.result()
+        except Exception:
+            return
+        fill_in(meta)
+
+    def done(future) -> None:  # on the client's loop, so nothing here may block
+        if future.status != "finished":
+            return
+        meta = call.log.result  # the cell's description, sent on its stream before it ended
+        if isinstance(meta, dict) and "outputs" in meta:
+            fill_in(meta)
+        else:  # (not arrived: fetched, in a thread of its own)
+            threading.Thread(target=fetched, args=(future,), daemon=True).start()
 
     when_done(main, done)

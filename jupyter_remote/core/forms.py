@@ -126,8 +126,7 @@ def _split(call: calls.Call, function: Any, x: Any, axis: int, parts: int, remot
                              "share": share and share["name"]},
                             key=f"remote-split-{call.id}-concat")
         if share is not None:  # a split that fails or is cancelled later (a ref's) too
-            when_done(whole, functools.partial(_discard_unless_done, call,
-                                                      share["name"]))
+            when_done(whole, functools.partial(_discard_unless_done, call, share["name"]))
         if not get:
             return RemoteRef(whole, call.cluster, name=f"{function.name}.split(...)",
                              call=call)

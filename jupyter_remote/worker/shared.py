@@ -282,8 +282,8 @@ def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
 
 def discard(name: str, parts: int | None = None, tombstone: bool = True) -> None:
     """Unlink the segment ``name`` and the pieces put for it (its ``parts``, or all there
-    are: a listing of ``/dev/shm``), if they are there; no process of this host writes
-    them again.
+    are: a listing of ``/dev/shm``), if they are there; with ``tombstone`` (a split that
+    failed or was cancelled), no process of this host writes them again.
 
     The tombstone (``<segment>.gone``, made before anything is unlinked) is what a late
     piece in another process sees: one in a requirements environment's process, which this
