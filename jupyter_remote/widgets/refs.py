@@ -8,8 +8,11 @@ holds it (``RemoteRef.preview``): one small round trip per ref, kept in its ``in
 
 from __future__ import annotations
 
+import contextlib
 import html
+import threading
 
+from jupyter_remote._compat import when_done
 from jupyter_remote.widgets import theme
 
 
@@ -63,15 +66,19 @@ def live_card_bundle(ref) -> dict | None:
 
     card = w.HTML(ref_card_html(ref))
 
-    def redraw(_future) -> None:
-        # Dask runs done callbacks in a thread of their own: asking the scheduler where the
-        # value lives (``ref.worker``) is fine here, and comm messages route by widget.
+    def redraw() -> None:
+        # In a thread of its own: asking the scheduler where the value lives (``ref.worker``)
+        # blocks, and comm messages route by widget.
         try:
             card.value = ref_card_html(ref)
         except Exception:
             pass
 
-    future.add_done_callback(redraw)
+    def done(_future) -> None:  # on the client's loop, so it must not block
+        with contextlib.suppress(RuntimeError):  # (no new threads at interpreter exit)
+            threading.Thread(target=redraw, daemon=True).start()
+
+    when_done(future, done)
     bundle = card._repr_mimebundle_()
     bundle.pop("text/plain", None)  # the ref's own repr stays the plain-text form
     return bundle

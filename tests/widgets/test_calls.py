@@ -267,6 +267,21 @@ def test_a_pending_ref_card_updates_when_the_value_is_ready(kernel, tmp_path):
     assert "<code>list</code>" in kernel.models[model]["value"]
 
 
+def test_a_pending_ref_card_shows_a_cancel(kernel, tmp_path):
+    gate = tmp_path / "gate"  # never opened: the cell waits until cancelled
+    kernel.execute(
+        "%%remote --no-wait --out never\n" + wait_for_file_source(str(gate)) + "never = 1\n"
+    )
+    msg_id = kernel.submit("never")
+    kernel.reply(msg_id)
+    (result,) = kernel.of(msg_id, "execute_result")
+    model = result["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert "● pending" in kernel.models[model]["value"]
+    kernel.execute("%remote cancel never")
+    kernel.wait_for(lambda: "● cancelled" in kernel.models[model]["value"], 30,
+                    "the card to show the cancel")
+
+
 @pytest.mark.parametrize("kind", ["call", "map"])
 def test_remote_functions_show_a_widget(kernel, kind):
     code = (
