@@ -15,6 +15,7 @@ from typing import Any
 
 from dask.utils import format_bytes
 
+from jupyter_remote._compat import when_done
 from jupyter_remote.exceptions import ClusterConnectError, RemoteCancelledError, WorkerLostError
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import unpack_exception
@@ -145,7 +146,7 @@ class RemoteRef:
         client = future.client
         if not future.done():  # a ref that is still computing has no holder yet
             done = threading.Event()
-            future.add_done_callback(lambda _f: done.set())
+            when_done(future, lambda _f: done.set())
             done.wait()
         holders = client.who_has([future]).get(future.key) or []
         if not holders:
