@@ -67,14 +67,11 @@ def _private_registry():
 def _no_split_tombstones_left():
     """Failed splits leave tombstones in /dev/shm (empty files, swept an hour later by the
     package): the run removes the ones it made."""
-    import glob
-
     from jupyter_remote.worker import shared
 
-    pattern = os.path.join(shared.DIR, shared.PREFIX + "*" + shared.GONE)
-    before = set(glob.glob(pattern))
+    before = set(shared.tombstones())
     yield
-    for path in set(glob.glob(pattern)) - before:
+    for path in set(shared.tombstones()) - before:
         with contextlib.suppress(OSError):
             os.unlink(path)
 

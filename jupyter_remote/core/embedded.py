@@ -120,8 +120,6 @@ def close_workers(client: Any, deployment: Any, timeout: float = 5.0) -> None:
     A worker busy with a call that does not stop is terminated by its nanny after half of
     ``timeout``; whatever is still running at the end is killed as before.
     """
-    import psutil
-
     if deployment is None:
         return
     deadline = time.monotonic() + timeout
@@ -135,7 +133,7 @@ def close_workers(client: Any, deployment: Any, timeout: float = 5.0) -> None:
     except Exception:  # a lost scheduler: Dask's close kills them as before
         return
     while pids and time.monotonic() < deadline:
-        pids = [pid for pid in pids if _alive(psutil, pid)]
+        pids = [pid for pid in pids if _alive(pid)]
         time.sleep(0.05)
 
 
@@ -152,8 +150,10 @@ async def _close_every_worker(timeout: float, dask_scheduler: Any) -> None:
         await asyncio.wait_for(closing, timeout + 0.5)
 
 
-def _alive(psutil: Any, pid: int) -> bool:
+def _alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie has ended: asyncio reaps it, not us)."""
+    import psutil
+
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:

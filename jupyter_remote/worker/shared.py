@@ -301,10 +301,15 @@ def discard(name: str, parts: int | None = None, tombstone: bool = True) -> None
         _sweep_tombstones()
 
 
+def tombstones() -> list[str]:
+    """The paths of the tombstones of this host's failed splits."""
+    return glob.glob(os.path.join(glob.escape(DIR), PREFIX + "*" + GONE))
+
+
 def _sweep_tombstones() -> None:
     """Unlink the tombstones older than :data:`TOMBSTONE_SECONDS`."""
     now = time.time()
-    for path in glob.glob(os.path.join(glob.escape(DIR), PREFIX + "*" + GONE)):
+    for path in tombstones():
         with contextlib.suppress(OSError):
             if now - os.stat(path).st_mtime > TOMBSTONE_SECONDS:
                 os.unlink(path)
