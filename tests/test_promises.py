@@ -39,9 +39,13 @@ def _other_version_preload(folder) -> str:
     return str(preload)
 
 
-def test_a_real_version_mismatch_warns_on_connect(tmp_path):
+def test_a_real_version_mismatch_warns_on_connect(tmp_path, monkeypatch):
+    from jupyter_remote.core import versions
+
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, preload=[_other_version_preload(tmp_path)]) as other:
+        # a cluster closed earlier listened at this address (ports are reused): checked anyway
+        monkeypatch.setattr(versions, "_warned", {other.scheduler_address})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             found = clusters.connect(other.scheduler_address, name="mismatched")

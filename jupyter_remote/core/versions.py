@@ -2,7 +2,8 @@
 
 Payloads are cloudpickled in the notebook and opened on the workers, so the Python minor
 version, cloudpickle, dask, distributed and jupyter_remote itself must agree. A mismatch is
-warned about once per cluster address, naming each package and who has what.
+warned about once per cluster (its address and scheduler id), naming each package and who
+has what.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def check(client, name: str) -> list[str]:
     """Warn once per cluster address if the versions that must match differ; return the
     mismatch lines (empty when all match). Never raises: a failed check only logs."""
     address = str(getattr(client.scheduler, "address", name))
+    try:
+        # the scheduler's own id too: a new cluster may listen where a closed one did
+        address += " " + str(client.scheduler_info(n_workers=0).get("id", ""))
+    except Exception:
+        pass
     if address in _warned:
         return []
     try:
