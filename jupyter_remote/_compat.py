@@ -10,9 +10,11 @@ Checked on: CPython 3.10-3.13, dask/distributed 2025.1-2026.8.0, ipykernel 7.4.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -86,6 +88,63 @@ def when_done(future: Any, fn: Callable[[Any], Any]) -> None:
         fn(future)
 
     future.client.loop.add_callback(wait)
+
+
+# -- distributed: straight to a worker ----------------------------------------------------
+async def call_worker(client: Any, address: str, op: str, timeout: float, **msg: Any) -> Any:
+    """Send ``op(**msg)`` to the worker at ``address`` over the client's connection pool
+    and return its answer; connecting gives up after ``timeout`` seconds.
+
+    Private: ``ConnectionPool.connect(addr, timeout)`` / ``reuse`` (marked "for internal
+    use"; distributed 2022.x-2026.8.0), what ``client.rpc(address).op(**msg)`` does, with
+    the connect timeout of this call rather than the pool's (30 s). Feature test: both exist.
+    Fallback: ``client.rpc(address)``, bounded by ``asyncio.wait_for``.
+    """
+    import asyncio
+
+    from distributed.core import send_recv
+
+    pool = client.rpc
+    if not (callable(getattr(pool, "connect", None)) and callable(getattr(pool, "reuse", None))):
+        return await asyncio.wait_for(getattr(pool(address), op)(**msg), timeout)
+    comm = await pool.connect(address, timeout=timeout)
+    try:
+        return await send_recv(comm, op=op, **msg)
+    finally:
+        pool.reuse(address, comm)
+
+
+@contextlib.contextmanager
+def as_task(worker: Any, key: str) -> Iterator[None]:
+    """In this thread, ``distributed.get_worker()``/``get_client()`` find ``worker`` as they
+    do inside its tasks, and ``get_worker().get_current_task()`` is ``key`` (for code run
+    by a handler of ours rather than by a task).
+
+    Private: ``distributed.worker._worker_cvar`` and ``distributed.utils.set_thread_state``
+    (distributed 2024.x-2026.8.0), what ``distributed.worker._run_task`` sets, with the
+    worker's ``active_threads`` (documented on ``Worker``). Feature test: both import.
+    Fallback: nothing is set (``get_worker()`` raises "No worker found" there).
+    """
+    try:
+        from distributed.utils import set_thread_state
+        from distributed.worker import _worker_cvar
+    except ImportError:
+        yield
+        return
+    state = getattr(worker, "execution_state", None) or {"worker": worker}
+    ident = threading.get_ident()
+    lock = getattr(worker, "active_threads_lock", None) or threading.Lock()
+    active = getattr(worker, "active_threads", {})
+    with lock:  # what ``Worker.get_current_task`` and Dask's profiler read
+        active[ident] = key
+    with set_thread_state(start_time=time.time(), execution_state=state, key=key):
+        token = _worker_cvar.set(worker)
+        try:
+            yield
+        finally:
+            _worker_cvar.reset(token)
+            with lock:
+                active.pop(ident, None)
 
 
 # -- distributed: the scheduler's tasks ----------------------------------------------------

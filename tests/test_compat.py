@@ -199,3 +199,53 @@ def test_parse_is_ast_parse_and_names_the_culprit_of_a_syntax_error():
     with pytest.raises(SyntaxError) as caught:
         _compat.parse("x = (\n", "<cell 7>")
     assert caught.value.filename == "<cell 7>"
+
+
+def test_call_worker_sends_an_op_and_gives_up_connecting_in_time(local):
+    client = local.client
+    worker = sorted(client.scheduler_info()["workers"])[0]
+
+    async def ask():
+        return await _compat.call_worker(client, worker, "identity", 5.0)
+
+    assert client.sync(ask)["id"]  # the worker's own answer
+    import socket
+
+    with socket.socket() as held:  # a port that accepts nothing: nobody listens on it
+        held.bind(("127.0.0.1", 0))
+        nobody = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+
+        async def nowhere():
+            return await _compat.call_worker(client, nobody, "identity", 0.5)
+
+        began = time.monotonic()
+        with pytest.raises(OSError):
+            client.sync(nowhere)
+    assert time.monotonic() - began < 20  # bounded by the call's timeout, not the pool's 30 s
+
+
+def _worker_seen_from_a_thread(dask_worker=None):
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    out = {}
+
+    def body():
+        with _compat.as_task(dask_worker, "k"):
+            out["worker"] = get_worker() is dask_worker
+            out["key"] = thread_state.key
+            out["task"] = get_worker().get_current_task()
+        try:
+            get_worker()
+        except ValueError:
+            out["after"] = "none"
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(30)
+    return out
+
+
+def test_as_task_lets_get_worker_find_the_worker_in_a_thread_of_ours(local):
+    found = local.client.run(_worker_seen_from_a_thread)
+    assert list(found.values()) == [{"worker": True, "key": "k", "task": "k", "after": "none"}] * 2

@@ -112,6 +112,7 @@ class Sink:
         self._partial: dict[tuple[str, int | None], str] = {}
         self._scheduled = False
         self.closed = False
+        self.wrote = False  # a line was written (a map batch sent past the stream waits for it)
 
     def write(self, stream: Stream, text: str) -> None:
         if not text:
@@ -125,6 +126,7 @@ class Sink:
                 self._partial[key] = rest
             for line in lines:
                 self._pending.append(self._line(stream, line, now))
+            self.wrote = True
             self._kick()
 
     def add(self, line: LogLine) -> None:
@@ -133,6 +135,7 @@ class Sink:
             if index is not None:
                 line["index"] = index
             self._pending.append(line)
+            self.wrote = True
             self._kick()
 
     def state(self, state: str, **info: Any) -> None:
@@ -155,6 +158,12 @@ class Sink:
         final progress (as ``state`` would send it) in the same event."""
         self._emit({"call": self.call, "state": "running", "batch": batch, "done": done,
                     "failed": failed, "result": {"batch": batch, "data": data}})
+
+    def batch_end(self, batch: int, done: int, failed: int) -> None:
+        """Mark the end of a map batch's lines whose results went to the notebook another
+        way (:mod:`jupyter_remote.worker.lane`), with its final progress."""
+        self._emit({"call": self.call, "state": "running", "batch": batch, "done": done,
+                    "failed": failed, "result": {"batch": batch, "end": True}})
 
     def value(self, data: bytes) -> None:
         """Send a call's pickled value after every line (see ``result``; its size is

@@ -192,7 +192,8 @@ def run_batch(spec: dict[str, Any], sink: Sink) -> payload.BatchResult:
             stride = max(1, int(pos / max(time.monotonic() - began, 1e-6) * 0.02))  # ~20 ms
     finally:
         sink.follow(None)
-    if not spec.get("stream"):  # else its final count rides with its results (runner.execute)
+    if not (spec.get("stream") or spec.get("direct")):  # else its final count rides with
+        # its results (runner.execute), or the notebook counts them as they arrive
         sink.state("running", batch=spec["batch"], done=pos, failed=len(errors))
     return payload.BatchResult(values, errors, time.monotonic() - began)
 

@@ -10,6 +10,8 @@ worker it
   keeps the cell's task while any ``take`` of it may still run (they depend on it); once it
   is released, takes that never ran (cancelled, or their refs dropped before they ran) never
   will, and their values would otherwise stay until the worker restarts;
+- adds the handler that takes a map's batches straight from the notebook
+  (:mod:`jupyter_remote.worker.lane`);
 - closes the worker's environment processes when the worker closes.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from jupyter_remote.wire import payload
-from jupyter_remote.worker import capture, state
+from jupyter_remote.worker import capture, lane, state
 
 NAME = "jupyter-remote"
 _CELL_KEY = re.compile(r"^remote-cell-([0-9a-f]+)-\d+$")
@@ -37,6 +39,7 @@ class RemotePlugin(WorkerPlugin):
         """When the worker starts (or when the plugin is registered on a running worker)."""
         capture.install()
         payload.register_sizeof()
+        lane.install(worker)
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         """On every task transition: forget the values of a cell no take will collect."""
@@ -50,4 +53,5 @@ class RemotePlugin(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         """When the worker closes: its environment processes go with it."""
+        lane.uninstall(worker)
         state.close()

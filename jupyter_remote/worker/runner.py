@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from jupyter_remote.exceptions import RemoteTaskError, WorkerLostError
+from jupyter_remote.exceptions import RemoteCancelledError, RemoteTaskError, WorkerLostError
 from jupyter_remote.wire import payload
 from jupyter_remote.wire.failures import pack_exception
 from jupyter_remote.worker import capture, context, kinds, state
@@ -32,6 +32,15 @@ def run(data: bytes | payload.Frames, *dependencies: Any) -> Any:
         from jupyter_remote.worker import envexec  # loaded by the first such call only
 
         return envexec.run_in_env(data, dependencies)  # type: ignore[arg-type]
+    spec = opened(data, dependencies)
+    worker = context.current_worker()
+    sink = capture.worker_sink(spec["call"], spec["topic"], worker)
+    return execute(spec, sink, worker.address)
+
+
+def opened(data: bytes | payload.Frames, dependencies: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """The spec inside a payload (its refs replaced by their values); what fails to open
+    raises as a :class:`RemoteTaskError`."""
     error: RemoteTaskError | None
     try:
         if any(type(d) is payload.Opaque for d in dependencies):
@@ -43,9 +52,7 @@ def run(data: bytes | payload.Frames, *dependencies: Any) -> Any:
         error = None
     if error is not None:
         raise error  # raised outside `except`: no chained user exception to pickle
-    worker = context.current_worker()
-    sink = capture.worker_sink(spec["call"], spec["topic"], worker)
-    return execute(spec, sink, worker.address)
+    return spec  # type: ignore[no-any-return]
 
 
 def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
@@ -57,6 +64,8 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
     state.started(call)
     error: RemoteTaskError
     try:
+        if state.interrupted(call):  # a map's batch queued here after its map was cancelled
+            raise RemoteCancelledError(f"call {call} was cancelled before this part started")
         with capture.capture(sink):
             result = kinds.dispatch(spec, sink, worker)
         state.stopped(call)
@@ -69,6 +78,11 @@ def execute(spec: dict[str, Any], sink: capture.Sink, worker: str) -> Any:
             # may be placed on another worker, which then has to copy the value over.
             held = sum(int(o.get("nbytes", 0)) for o in result.get("outputs", {}).values())
             result = {**result, "held": payload.Held(held)}
+        elif spec["kind"] == "batch" and spec.get("direct"):
+            # Its results go back as the answer, past the scheduler; lines it printed take
+            # the stream, so the notebook waits for this mark after the last of them.
+            if sink.wrote:
+                sink.batch_end(spec["batch"], len(result.values), len(result.errors))
         elif spec["kind"] == "batch" and spec.get("stream"):
             # Small results ride the call's stream too; the task keeps them until the
             # notebook releases it (or fetches them, should this event not arrive first).

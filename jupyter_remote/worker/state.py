@@ -42,8 +42,9 @@ _elsewhere: dict[str, Holder] = {}
 _dropped: collections.deque[str] = collections.deque(maxlen=1000)  # a late keep keeps nothing
 
 _running_lock = threading.Lock()
-_running: dict[str, int] = {}  # call -> thread ident
+_running: dict[str, set[int]] = {}  # call -> the threads running it (a map's batches: several)
 _ended: collections.deque[str] = collections.deque(maxlen=1000)  # "finished" vs "not started"
+_stopped: collections.deque[str] = collections.deque(maxlen=1000)  # interrupted: start no more
 
 _closers: list[Callable[[], None]] = []  # what closes with the worker
 
@@ -52,7 +53,7 @@ _closers: list[Callable[[], None]] = []  # what closes with the worker
 def started(call: str) -> None:
     """``call`` runs in this thread from now on: :func:`interrupt` can stop it."""
     with _running_lock:
-        _running[call] = threading.get_ident()
+        _running.setdefault(call, set()).add(threading.get_ident())
 
 
 def stopped(call: str) -> None:
@@ -62,7 +63,11 @@ def stopped(call: str) -> None:
     call (and reported as a cancellation) or not at all: never in later work of the thread.
     """
     with _running_lock:
-        _running.pop(call, None)
+        threads = _running.get(call)
+        if threads is not None:
+            threads.discard(threading.get_ident())
+            if not threads:
+                del _running[call]
         _ended.append(call)
 
 
@@ -74,11 +79,23 @@ def interrupt(call: str) -> str:
     a long call into C (``time.sleep``, a big numpy operation) stops when it returns.
     """
     with _running_lock:
-        ident = _running.get(call)
-        if ident is None:
+        _stopped.append(call)  # its batches still queued here never start (see `stopped_by`)
+        threads = _running.get(call)
+        if not threads:
             return "finished" if call in _ended else "not started"
-        hit = async_raise(ident, RemoteCancelledError)
-    return "interrupted" if hit else "finished"
+        hits = [async_raise(ident, RemoteCancelledError) for ident in threads]
+    return "interrupted" if any(hits) else "finished"
+
+
+def running() -> dict[str, int]:
+    """The calls running in this process now, and in how many threads each."""
+    with _running_lock:
+        return {call: len(threads) for call, threads in _running.items()}
+
+
+def interrupted(call: str) -> bool:
+    """Whether ``call`` was interrupted here (its work that has not started must not)."""
+    return call in _stopped
 
 
 # -- values cells bound --------------------------------------------------------------------
