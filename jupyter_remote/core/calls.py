@@ -56,6 +56,7 @@ class Call:
         self.log.cancel = self.cancel
         self._finished = False
         self._cancelled = False
+        self.direct: set[str] = set()  # workers running its batches sent past the scheduler
 
     @property
     def key_prefix(self) -> str:
@@ -71,15 +72,17 @@ class Call:
         fn: Callable = runner.run,
         key: str | None = None,
         env: dict | None = None,
+        packed: tuple[Any, list[Any]] | None = None,
     ):
         """Pickle ``spec`` and submit ``fn(payload, *extra, *dependencies)``; return the future.
 
         ``env`` (from :func:`jupyter_remote.core.environments.resolve`) runs the payload in
-        a process of that requirements environment on the worker.
+        a process of that requirements environment on the worker. ``packed`` is what
+        :meth:`pack` already made of ``spec`` (without ``env``).
         A failure here ends the call ``failed``, with the error in its log.
         """
         try:
-            future = self._submit(spec, names, resources, extra, fn, key, env)
+            future = self._submit(spec, names, resources, extra, fn, key, env, packed)
         except BaseException as exc:
             self.log.feed({"call": self.id, "lines": [
                 {"stream": "stderr", "text": f"not sent: {type(exc).__name__}: {exc}\n"}]})
@@ -88,16 +91,25 @@ class Call:
         self.futures.append(future)
         return future
 
-    def _submit(self, spec: dict, names: dict | None, resources: dict | None,
-                extra: Sequence, fn: Callable, key: str | None, env: dict | None) -> Any:
-        if resources:
-            check_resources(self.cluster, resources, self.label)
+    def pack(self, spec: dict, names: dict | None = None,
+             frames: bool = True) -> tuple[Any, list[Any]]:
+        """The payload of ``spec`` for this call and the futures it depends on; with
+        ``frames``, big arrays travel as frames of their own, never copied into the bytes."""
         spec = {**spec, "call": self.id, "topic": self.router.topic}
-        buffers: list[Any] | None = [] if env is None else None  # (env payloads: in-band)
+        buffers: list[Any] | None = [] if frames else None
         data: Any
         data, deps = dumps(spec, names, buffers)
-        if buffers:  # big arrays travel as frames of their own, never copied into the bytes
+        if buffers:
             data = payload.Frames(data, buffers)
+        return data, deps
+
+    def _submit(self, spec: dict, names: dict | None, resources: dict | None,
+                extra: Sequence, fn: Callable, key: str | None, env: dict | None,
+                packed: tuple[Any, list[Any]] | None) -> Any:
+        if resources:
+            check_resources(self.cluster, resources, self.label)
+        # (env payloads: in-band)
+        data, deps = packed if packed is not None else self.pack(spec, names, env is None)
         if env is not None:
             from jupyter_remote.core import environments
 
@@ -152,19 +164,22 @@ class Call:
         steps: dict[str, Any] = {}
         try:
             self.router.client.sync(_stop, self.router.client, list(self.futures), self.id,
-                                    steps, callback_timeout=limit)
+                                    steps, sorted(self.direct), callback_timeout=limit)
         except Exception:  # timed out, or the client is closed: say how far it got
             logger.debug("cancelling %s stopped early", self.label, exc_info=True)
         self.finish("cancelled")
         return _cancel_outcome(steps, limit)
 
 
-async def _stop(client: Any, futures: list[Any], call_id: str, steps: dict[str, Any]) -> None:
-    """Cancel ``futures`` and interrupt the code running them; ``steps`` records what was
-    done (read even when the caller's time limit cut this short)."""
+async def _stop(client: Any, futures: list[Any], call_id: str, steps: dict[str, Any],
+                direct: list[str]) -> None:
+    """Cancel ``futures`` and interrupt the code running them (and on ``direct``, the
+    workers running batches sent past the scheduler); ``steps`` records what was done (read
+    even when the caller's time limit cut this short)."""
     keys = [f.key for f in futures]
-    steps["running_on"] = await client.run_on_scheduler(
-        on_scheduler.where_running, keys, asynchronous=True)
+    running_on = await client.run_on_scheduler(on_scheduler.where_running, keys,
+                                               asynchronous=True)
+    steps["running_on"] = sorted({*running_on, *direct})
     await client.cancel(futures, asynchronous=True)
     steps["cancelled"] = True
     if steps["running_on"]:

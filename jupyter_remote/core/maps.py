@@ -34,7 +34,7 @@ import dask
 
 from jupyter_remote import config
 from jupyter_remote._compat import when_done
-from jupyter_remote.core import calls, views
+from jupyter_remote.core import calls, lane, views
 from jupyter_remote.core.batches import InitItems, Sizer, Source
 from jupyter_remote.core.refs import translate
 from jupyter_remote.exceptions import RemoteTaskError, RemoteTimeoutError
@@ -132,12 +132,14 @@ class _Runner:
         self.seconds = self.sizer.seconds if cut_short else None
         self.kept: dict[int, Any] = {}  # start -> the batch's future, kept on the cluster
         self.env = function._env()
+        self.lane = lane.Lane(call) if lane.suits(function, options, self.env) else None
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.pending: dict[Any, tuple[int, Any]] = {}  # future -> (start, items)
         self.results: list[Any] = []
         self.arrived: dict[int, BatchResult] = {}  # out of order, waiting for earlier ones
         self.batches = 0
         self.streamed: dict[int, tuple[Any, threading.Event]] = {}  # batch -> (future, sent)
+        self.packed: tuple[Any, list[Any]] | None = None  # the next task's payload, if made
 
     def submit_more(self) -> None:
         while len(self.pending) < self.in_flight_max and not self.source.finished:
@@ -158,9 +160,16 @@ class _Runner:
                     "target": self.options.target, "stream": not self.options.keep}
             if isinstance(source, InitItems):  # the items are on the cluster: a slice of them
                 spec.update(args=source.items, slice=(chunk.start, chunk.stop))
+            key = f"remote-map-{self.call.id}-{self.batches}"
+            direct = self._send_direct(spec, key)
+            if direct is not None:
+                self.pending[direct] = (start, chunk)
+                self.batches += 1
+                continue
             with dask.annotate(priority=-1):  # other calls go first when a thread frees up
                 future = self.call.submit(spec, resources=self.function.resources, env=self.env,
-                                          key=f"remote-map-{self.call.id}-{self.batches}")
+                                          key=key, packed=self.packed)
+            self.packed = None
             self.batches += 1
             self.pending[future] = (start, chunk)
             if self.options.keep:  # only its end matters here: its value stays there
@@ -170,8 +179,28 @@ class _Runner:
                 self.streamed[self.batches - 1] = (future, sent)
                 when_done(future, functools.partial(self._fetch_unless_streamed, sent))
 
+    def _send_direct(self, spec: dict[str, Any], key: str) -> lane.Sent | None:
+        """Send a batch straight to a worker (:mod:`jupyter_remote.core.lane`), if the map
+        may; None: it goes as a task (its payload kept in ``packed``)."""
+        address = self.lane.pick() if self.lane is not None else None
+        if address is None:
+            return None
+        assert self.lane is not None
+        data, deps = self.call.pack({**spec, "stream": False, "direct": True})
+        if deps:  # refs among the items: Dask fetches them, so this map goes as tasks
+            self.lane.off = True
+            self.packed = self.call.pack(spec)
+            return None
+        return self.lane.send(address, spec["batch"], data, key, self._answered)
+
+    def _answered(self, sent: lane.Sent, ok: bool | None, value: Any) -> None:
+        self.inbox.put((calls.DONE, sent, ok, value))
+
     def _streamed(self, result: Any) -> None:
         """On the client's loop: a batch's results, sent on the call's stream."""
+        if isinstance(result, dict) and result.get("end") and self.lane is not None:
+            self.lane.ended(result.get("batch", -1))  # its lines are all here
+            return
         if not isinstance(result, dict) or "data" not in result:
             return
         found = self.streamed.pop(result.get("batch", -1), None)
@@ -234,12 +263,17 @@ class _Runner:
             return
         _, future, ok, value = item
         start, chunk = self.pending.pop(future)
-        if self.options.keep:
+        if isinstance(future, lane.Sent):
+            ran, value = self._direct_answer(future, start, chunk, ok, value)
+            if not ran:
+                return
+        elif self.options.keep:
             if future.status != "finished":  # its error (or cancellation) is all we fetch
                 raise translate(_error_of(future), self.call.label)
             self.kept[start] = future
             return
-        self._forget(future)
+        else:
+            self._forget(future)
         if not ok:
             calls.drain(self.inbox, self.view.on_lines)
             raise translate(value, self.call.label)
@@ -252,6 +286,24 @@ class _Runner:
             self.source.give_back(start + done, chunk[done:])
         self.arrived[start] = value
         self._assemble(errors)
+
+    def _direct_answer(self, sent: lane.Sent, start: int, chunk: Any, ok: bool | None,
+                       value: Any) -> tuple[bool, Any]:
+        """Take the answer of a batch sent straight to a worker: whether it ran (if not, its
+        items and the rest of the map go as tasks) and its results or error."""
+        assert self.lane is not None
+        self.lane.returned(sent)
+        if ok is None:
+            self.lane.off = True
+            self.source.give_back(start, chunk)
+            return False, None
+        if ok:  # its progress and worker, as a task's events would carry them
+            if isinstance(value, bytes):
+                value = cloudpickle.loads(value)
+            self.call.log.feed({"call": self.call.id, "state": "running", "batch": sent.batch,
+                                "done": len(value.values), "failed": len(value.errors),
+                                "worker": sent.address})
+        return True, value
 
     def _forget(self, future: Any) -> None:
         """A batch's data leaves the cluster as soon as it is here."""
@@ -277,7 +329,7 @@ class _Runner:
         index = start + pos
         exc = unpack_exception(RemoteTaskError(batch.errors[pos]),
                                f"{self.function.name}() item {index}")
-        total = self.source.total if self.source.exhausted else "?"
+        total = "?" if self.source.total is None else self.source.total  # (a generator's: once read)
         exc.add_note(
             f"item {index} of {total} failed; pass errors='return' to get the other results "
             "with the exceptions in place"

@@ -35,7 +35,14 @@ def test_results_keep_their_order_across_many_batches(local):
     assert f.map(iter([])) == []
 
 
-def test_a_generator_is_read_only_as_batches_go_out(local, tmp_path):
+def _running_batches(call: str) -> int:
+    from jupyter_remote.worker import state
+
+    return state.running().get(call, 0)
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["straight-to-workers", "as-tasks"])
+def test_a_generator_is_read_only_as_batches_go_out(local, tmp_path, direct):
     gate = str(tmp_path / "open")
     pulled = []
 
@@ -58,18 +65,27 @@ def test_a_generator_is_read_only_as_batches_go_out(local, tmp_path):
     ref = {}
 
     def run():
-        with dask.config.set({"jupyter-remote.map.tasks-per-thread": 1}):
+        with dask.config.set({"jupyter-remote.map.tasks-per-thread": 1,
+                              "jupyter-remote.map.direct": direct}):
             ref["out"] = f.map(items(), batch_size=10)
+
+    def running() -> int:
+        if not direct:
+            return local.client.run_on_scheduler(_map_tasks)
+        call = local.router.calls()[-1].call
+        return sum(local.client.run(_running_batches, call).values())
 
     runner = threading.Thread(target=run)
     runner.start()
     try:
         wait_until(lambda: len(pulled) >= 10 * threads, what="the first batches to go out")
-        wait_until(lambda: local.client.run_on_scheduler(_map_tasks) == threads,
-                   what="the batches on the scheduler")
-        # while they are held: no more than one batch per thread read, sent, on the scheduler
+        wait_until(lambda: running() == threads, what="the batches on the workers")
+        # while they are held: no more than one batch per thread read, sent, running (and
+        # as tasks, on the scheduler)
         assert len(pulled) == 10 * threads
-        assert local.client.run_on_scheduler(_map_tasks) == threads
+        assert running() == threads
+        if direct:
+            assert local.client.run_on_scheduler(_map_tasks) == 0
     finally:
         open(gate, "w").close()
         runner.join(120)
@@ -193,13 +209,21 @@ def test_cheap_work_goes_as_one_batch_once_its_cost_is_known():
     assert batches.Sizer(None, threads=2, fn=other).next(10_000) == 5_000  # its own cost
 
 
+@pytest.fixture
+def as_tasks():
+    """The map's batches go as tasks (not straight to the workers): what the test is about
+    happens on that path only."""
+    with dask.config.set({"jupyter-remote.map.direct": False}):
+        yield
+
+
 def _sent_map_keys(call_id, dask_worker=None) -> list[str]:
     """Keys of ``call_id``'s batches this worker sent to anyone (a client's fetch too)."""
     return [str(k) for entry in dask_worker.transfer_outgoing_log for k in entry["keys"]
             if str(k).startswith(f"remote-map-{call_id}-")]
 
 
-def test_small_batch_results_ride_the_stream_and_big_ones_are_fetched(local):
+def test_small_batch_results_ride_the_stream_and_big_ones_are_fetched(local, as_tasks):
     """Small results come with the call's events (one hop less than fetching them); results
     over the stream's limit are fetched from the worker as before, and both are right."""
     from jupyter_remote.worker import runner
@@ -220,7 +244,7 @@ def test_small_batch_results_ride_the_stream_and_big_ones_are_fetched(local):
     assert len(sum(client.run(_sent_map_keys, big).values(), [])) >= 1
 
 
-def test_a_streamed_batch_sends_its_final_count_with_its_results(local):
+def test_a_streamed_batch_sends_its_final_count_with_its_results(local, as_tasks):
     """One event per batch carries both its results and its final progress (a separate
     progress event would cost a message each way); the call's counts stay right."""
     def inv(x):
