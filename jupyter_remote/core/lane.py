@@ -2,8 +2,9 @@
 :mod:`jupyter_remote.worker.lane`.
 
 A batch sent as a task costs about nine messages through the scheduler; sent here, two (the
-batch, its results), which halves the time of a small map (10,000 items of ``x + 1``:
-3.7 ms against 8.5 ms as tasks, on the 2-core machine; see the README's performance table).
+batch, its results), which about halves the time of a small map (10,000 items of
+``x + 1``: 5-6 ms against 8.5 as tasks, on the 2-core machine; see the README's performance
+section).
 
 Which batches (:func:`suits`): those of a map whose results come back here, cut short on
 the worker after ``map.batch-seconds`` (no ``post``, ``init``, ``target`` or
@@ -13,10 +14,11 @@ sends every batch as a task. The scheduler does not see these batches; none hold
 longer than ``map.batch-seconds``.
 
 Where: the worker with the fewest of the map's batches per thread. When a worker does not
-take a batch (gone, paused for memory, unreachable from here, an older jupyter_remote
-without the handler), that batch and the rest of the map go as tasks, and the worker is not
-tried again this way for :data:`RETRY_AFTER` seconds. Nothing is lost: a batch goes again
-only when it did not run to its end.
+take a batch (gone, paused for memory, its threads held by long items, unreachable from
+here, an older jupyter_remote without the handler), that batch and the rest of the map go
+as tasks, and a worker that failed (rather than was busy) is not tried again this way for
+:data:`RETRY_AFTER` seconds. Nothing is lost: a batch goes again only when it did not run
+to its end.
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ items, no requirements, no placement; see :mod:`jupyter_remote.core.lane`) to th
 this module adds to the worker (:data:`HANDLER`), over the client's own connection to it, and
 the answer carries the results: two messages.
 
-The handler runs the payload with :func:`jupyter_remote.worker.runner.run`, as a task
-would (output captured and routed, interrupts, ``get_worker()``), in a pool of its own with
-as many threads as the worker's: a long map never queues the tasks of other calls behind
-it (they share the CPUs, as two notebooks' work does). Answers:
+The handler opens and runs the payload as :func:`jupyter_remote.worker.runner.run` does
+for a task (output captured and routed, interrupts, ``get_worker()``,
+``get_current_task()``), in a pool of its own with as many threads as the worker's: a long
+map never queues the tasks of other calls behind it (they share the CPUs, as two
+notebooks' work does). Answers:
 
-- ``{"status": "done", "result": BatchResult (or its pickle), "printed": bool}``: with ``printed``, the
-  batch's lines are on the stream, the last of them followed by a mark
+- ``{"status": "done", "result": BatchResult (or its pickle), "printed": bool}``: with
+  ``printed``, the batch's lines are on the stream, the last of them followed by a mark
   (``Sink.batch_end``) the notebook waits for, so no line arrives after the map returned;
 - ``{"status": "failed", "error": ...}``: what the runner raised (a packed exception);
 - ``{"status": "busy", "why": ...}``: the worker does not take work now (paused for
