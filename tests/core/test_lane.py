@@ -182,3 +182,40 @@ def test_a_worker_killed_under_a_batch_loses_nothing(tmp_path):
     finally:
         found.close()
         cluster.close(timeout=5)
+
+
+def _pause_at(fraction, dask_worker=None):
+    """Set the memory fraction at which the worker pauses (its memory monitor then pauses or
+    resumes it for real, as it does when the worker's memory fills)."""
+    manager = dask_worker.memory_manager
+    before = manager.memory_pause_fraction
+    manager.memory_pause_fraction = fraction
+    return before
+
+
+def test_a_paused_worker_is_busy_its_batches_go_as_tasks_and_it_is_not_held_against_it(
+        local, monkeypatch):
+    """A worker paused for memory after the notebook last listed the workers takes no batch
+    this way: Dask places the map's batches (on the workers that run), and the paused one is
+    sent batches again as soon as it runs."""
+    client = local.client
+    monkeypatch.setattr(lane, "WORKERS_TTL", 3600.0)  # the list the map uses is the old one
+    f = jupyter_remote.function(where)
+    f.map(range(100))
+    paused = sorted(client.scheduler_info()["workers"])[0]
+    [normal] = client.run(_pause_at, 1e-6, workers=[paused]).values()
+    try:
+        wait_until(lambda: client.scheduler_info()["workers"][paused]["status"] == "paused", 30,
+                   "the worker to pause")
+        out = f.map(range(4_000), batch_size=500)
+        assert [x for x, _ in out] == list(range(4_000))
+        assert paused not in {w for _, w in out}
+        assert client.run_on_scheduler(_map_keys_seen, local.router.calls()[-1].call) >= 1
+        assert paused not in lane._failed  # busy is not a failure
+    finally:
+        client.run(_pause_at, normal, workers=[paused])
+    wait_until(lambda: client.scheduler_info()["workers"][paused]["status"] == "running", 30,
+               "the worker to run again")
+    again = f.map(range(4_000), batch_size=500)
+    assert paused in {w for _, w in again}
+    assert client.run_on_scheduler(_map_keys_seen, local.router.calls()[-1].call) == 0
