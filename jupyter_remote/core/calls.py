@@ -56,7 +56,8 @@ class Call:
         self.log.cancel = self.cancel
         self._finished = False
         self._cancelled = False
-        self.direct: set[str] = set()  # workers running its batches sent past the scheduler
+        # workers running its batches sent past the scheduler (core/lane.py rebinds it)
+        self.direct: frozenset[str] = frozenset()
 
     @property
     def key_prefix(self) -> str:

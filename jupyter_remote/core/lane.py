@@ -100,7 +100,8 @@ class Lane:
 
         sent = Sent(address, batch)
         self.busy[address] += 1
-        self.call.direct.add(address)
+        # rebound, never changed in place: a Cancel from another thread reads it whole
+        self.call.direct = self.call.direct | {address}
 
         async def go() -> None:
             try:
@@ -131,7 +132,7 @@ class Lane:
         self.busy[sent.address] -= 1
         if self.busy[sent.address] <= 0:
             del self.busy[sent.address]
-            self.call.direct.discard(sent.address)
+            self.call.direct = self.call.direct - {sent.address}
 
     def ended(self, batch: int) -> None:
         """The mark after a batch's last printed line arrived (on the client's loop)."""
