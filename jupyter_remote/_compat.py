@@ -98,15 +98,14 @@ async def call_worker(client: Any, address: str, op: str, timeout: float, **msg:
     Private: ``ConnectionPool.connect(addr, timeout)`` / ``reuse`` (marked "for internal
     use"; distributed 2022.x-2026.8.0), what ``client.rpc(address).op(**msg)`` does, with
     the connect timeout of this call rather than the pool's (30 s). Feature test: both exist.
-    Fallback: ``client.rpc(address)``, bounded by ``asyncio.wait_for``.
+    Fallback: ``client.rpc(address)``, whose connect gives up after the pool's timeout (the
+    answer itself may take as long as the work: it is not bounded).
     """
-    import asyncio
-
     from distributed.core import send_recv
 
     pool = client.rpc
     if not (callable(getattr(pool, "connect", None)) and callable(getattr(pool, "reuse", None))):
-        return await asyncio.wait_for(getattr(pool(address), op)(**msg), timeout)
+        return await getattr(pool(address), op)(**msg)
     comm = await pool.connect(address, timeout=timeout)
     try:
         return await send_recv(comm, op=op, **msg)

@@ -41,7 +41,7 @@ RETRY_AFTER = 600.0  # seconds before a worker that failed a batch is tried agai
 WORKERS_TTL = 2.0  # seconds the list of workers is trusted (asking costs a round trip)
 
 _failed: dict[str, float] = {}  # worker address -> when it last failed a batch sent here
-_workers: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, int]]] = (
+_workers: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, tuple[int, str]]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -84,8 +84,8 @@ class Lane:
         if self.off:
             return None
         now = time.monotonic()
-        workers = {a: n for a, n in workers_of(self.call.cluster).items()
-                   if now - _failed.get(a, -RETRY_AFTER) >= RETRY_AFTER}
+        workers = {a: n for a, (n, status) in workers_of(self.call.cluster).items()
+                   if status == "running" and now - _failed.get(a, -RETRY_AFTER) >= RETRY_AFTER}
         if not workers:
             return None
         return min(workers, key=lambda a: (self.busy[a] / workers[a], self.busy[a]))
@@ -152,13 +152,13 @@ class Lane:
         release()
 
 
-def workers_of(cluster: Any) -> dict[str, int]:
-    """The cluster's running workers and their threads, asked at most every
-    :data:`WORKERS_TTL` seconds."""
+def workers_of(cluster: Any) -> dict[str, tuple[int, str]]:
+    """The cluster's workers: their threads and status (``running``, ``paused``, ...),
+    asked at most every :data:`WORKERS_TTL` seconds (a map sizes its batches by them too)."""
     when, workers = _workers.get(cluster, (0.0, {}))
     if time.monotonic() - when > WORKERS_TTL or not workers:
         info = cluster.client.scheduler_info(n_workers=-1).get("workers", {})
-        workers = {a: int(w.get("nthreads") or 1) for a, w in info.items()
-                   if w.get("status", "running") == "running"}
+        workers = {a: (int(w.get("nthreads") or 1), str(w.get("status", "running")))
+                   for a, w in info.items()}
         _workers[cluster] = (time.monotonic(), workers)
     return workers

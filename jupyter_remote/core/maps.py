@@ -24,7 +24,6 @@ import itertools
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -349,17 +348,10 @@ def _error_of(future: Any) -> BaseException:
     return RuntimeError(f"{future.key} did not finish")
 
 
-_thread_counts: weakref.WeakKeyDictionary[Any, tuple[float, int]] = weakref.WeakKeyDictionary()
-
-
 def _threads(cluster: Any) -> int:
-    """The cluster's worker threads, asked at most every 2 s (a scheduler round trip costs
-    as much as a small map)."""
-    when, count = _thread_counts.get(cluster, (0.0, 0))
-    if time.monotonic() - when > 2.0 or not count:
-        count = cluster.total_threads()
-        _thread_counts[cluster] = (time.monotonic(), count)
-    return count
+    """The cluster's worker threads, from the list of workers the map also sends its batches
+    by (asked at most every 2 s: a scheduler round trip costs as much as a small map)."""
+    return sum(n for n, _ in lane.workers_of(cluster).values()) or 1
 
 
 def any_failed(results: Iterable[Any]) -> bool:

@@ -79,7 +79,7 @@ def interrupt(call: str) -> str:
     a long call into C (``time.sleep``, a big numpy operation) stops when it returns.
     """
     with _running_lock:
-        _stopped.append(call)  # its batches still queued here never start (see `stopped_by`)
+        _stopped.append(call)  # its batches still queued here never start (see `interrupted`)
         threads = _running.get(call)
         if not threads:
             return "finished" if call in _ended else "not started"
